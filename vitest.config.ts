@@ -5,6 +5,8 @@ export default defineConfig({
     include: ["packages/*/src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Integration tests start real processes; forks isolate them and their cleanup.
     pool: "forks",
+    reporters: ["default", "./test/reporters/summary.ts"],
   },
 });
