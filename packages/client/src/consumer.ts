@@ -1,0 +1,581 @@
+import { FlotillaError, type ErrorName } from "@flotilla/common";
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, decodeBatches, errorFromFields, type FetchResponse } from "@flotilla/protocol";
+import { tpKey, type TopicPartition } from "./accumulator.js";
+import type { Cluster } from "./cluster.js";
+import { checkInt, makeCluster, resolveCommon, type CommonClientOptions, type ResolvedCommon } from "./config.js";
+import { recordsFromFetch, type FetchedBatch } from "./fetch-records.js";
+import type { RecordHeader } from "./records.js";
+import { withRetries } from "./retry.js";
+
+export type OffsetResetStrategy = "earliest" | "latest" | "none";
+
+export interface ConsumerOptions extends CommonClientOptions {
+  /** Kafka's fetch.max.wait.ms: how long the broker holds a fetch waiting for fetch.min.bytes. Default 500. */
+  fetchMaxWaitMs?: number;
+  /** Kafka's fetch.min.bytes: the broker answers once this many bytes are available. Default 1. */
+  fetchMinBytes?: number;
+  /** Kafka's fetch.max.bytes: bytes per fetch response (at least one batch is always returned). Default 52428800. */
+  fetchMaxBytes?: number;
+  /** Kafka's max.partition.fetch.bytes: bytes per partition per fetch. Default 1048576. */
+  maxPartitionFetchBytes?: number;
+  /** Kafka's max.poll.records: records one poll() returns at most. Default 500. */
+  maxPollRecords?: number;
+  /**
+   * Kafka's auto.offset.reset: where a partition without a position starts, and where a
+   * consumer goes when its position is out of range. "none" fails instead. Default "latest",
+   * as in Kafka.
+   */
+  autoOffsetReset?: OffsetResetStrategy;
+  /** Kafka's default.api.timeout.ms: bound of position lookups (ListOffsets) and metadata waits. Default 60000. */
+  defaultApiTimeoutMs?: number;
+}
+
+/** One record as the consumer returns it. */
+export interface ConsumerRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** ms since the epoch: CreateTime, or LogAppendTime when the topic uses it. */
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+}
+
+export interface ConsumerBatch {
+  topic: string;
+  partition: number;
+  /** The partition's high watermark when these records were fetched. */
+  highWatermark: number;
+  messages: ConsumerRecord[];
+}
+
+/** Where seek() moves a partition: an offset, either end, or the first record at or after a time. */
+export type SeekTarget = { offset: number } | "earliest" | "latest" | { timestamp: number };
+
+/** Whole topics or single partitions to assign. */
+export type AssignmentInput = { topic: string; partition?: number };
+
+export type RunOptions = { eachMessage: (message: ConsumerRecord) => Promise<void> | void } | { eachBatch: (batch: ConsumerBatch) => Promise<void> | void };
+
+type Reset = "earliest" | "latest" | { timestamp: number };
+
+interface PartitionState {
+  tp: TopicPartition;
+  /** Offset of the next record to return to the user; undefined until resolved. */
+  position: number | undefined;
+  /** Offset of the next fetch (>= position: records in between are buffered). */
+  fetchOffset: number | undefined;
+  /** How to find the position when it is undefined. */
+  reset: Reset | undefined;
+  /** Fetched records not yet returned, in offset order, all >= position. */
+  buffered: ConsumerRecord[];
+  highWatermark: number;
+  paused: boolean;
+  /** Bumped by seek(), assign() and resets, so that answers to older fetches are dropped. */
+  generation: number;
+  /** Monotonic ms before which this partition is not fetched (after a retriable error). */
+  backoffUntilMs: number;
+}
+
+/** Errors that mean the client's metadata (leaders, partitions) is out of date. */
+const METADATA_ERRORS = new Set<ErrorName>([
+  "NOT_LEADER_OR_FOLLOWER",
+  "UNKNOWN_TOPIC_OR_PARTITION",
+  "LEADER_NOT_AVAILABLE",
+  "NETWORK_EXCEPTION",
+  "FENCED_LEADER_EPOCH",
+  "UNKNOWN_LEADER_EPOCH",
+  "REPLICA_NOT_AVAILABLE",
+  "KAFKA_STORAGE_ERROR",
+  "SHUTTING_DOWN",
+]);
+
+/**
+ * Reads records from assigned partitions (manual assignment; consumer groups come later).
+ * Fetches are long-polls (fetch.max.wait.ms, fetch.min.bytes), at most one in flight per
+ * broker, and only for partitions with nothing buffered, so memory stays within about
+ * fetch.max.bytes per broker. Three ways to read: `poll()`, `for await (const m of consumer)`,
+ * and `run({ eachMessage })` / `run({ eachBatch })`. Each record is returned once, in offset
+ * order per partition; `position(tp)` is the offset of the next record to be returned.
+ */
+export class Consumer implements AsyncIterable<ConsumerRecord> {
+  private readonly common: ResolvedCommon;
+  private readonly cluster: Cluster;
+  private readonly fetchMaxWaitMs: number;
+  private readonly fetchMinBytes: number;
+  private readonly fetchMaxBytes: number;
+  private readonly maxPartitionFetchBytes: number;
+  private readonly maxPollRecords: number;
+  private readonly autoOffsetReset: OffsetResetStrategy;
+  private readonly defaultApiTimeoutMs: number;
+
+  private readonly partitions = new Map<string, PartitionState>();
+  /** Brokers with a fetch in flight, and how to cancel it. */
+  private readonly inflightFetches = new Map<number, AbortController>();
+  private fatal: FlotillaError | undefined;
+  private closed = false;
+  private wakers: (() => void)[] = [];
+  /** Round-robin start for taking buffered records, so no partition starves the others. */
+  private takeCursor = 0;
+
+  constructor(options: ConsumerOptions) {
+    this.common = resolveCommon(options, "consumer");
+    this.fetchMaxWaitMs = checkInt("fetchMaxWaitMs", options.fetchMaxWaitMs ?? 500, 0);
+    this.fetchMinBytes = checkInt("fetchMinBytes", options.fetchMinBytes ?? 1, 0);
+    this.fetchMaxBytes = checkInt("fetchMaxBytes", options.fetchMaxBytes ?? 52_428_800, 1);
+    this.maxPartitionFetchBytes = checkInt("maxPartitionFetchBytes", options.maxPartitionFetchBytes ?? 1_048_576, 1);
+    this.maxPollRecords = checkInt("maxPollRecords", options.maxPollRecords ?? 500, 1);
+    this.defaultApiTimeoutMs = checkInt("defaultApiTimeoutMs", options.defaultApiTimeoutMs ?? 60_000, 1);
+    const reset = options.autoOffsetReset ?? "latest";
+    if (reset !== "earliest" && reset !== "latest" && reset !== "none") {
+      throw new FlotillaError("INVALID_CONFIG", `autoOffsetReset must be earliest, latest or none, got ${String(reset)}`);
+    }
+    this.autoOffsetReset = reset;
+    this.cluster = makeCluster(this.common);
+  }
+
+  /**
+   * Replaces the assignment. `{topic}` alone assigns every partition of the topic (looked up
+   * in the metadata, so this waits for it). Partitions kept from the old assignment keep
+   * their positions; new ones start per autoOffsetReset unless seek() says otherwise.
+   */
+  async assign(assignment: readonly AssignmentInput[]): Promise<void> {
+    this.checkOpen();
+    const deadlineMs = this.common.clock.monotonicMs() + this.defaultApiTimeoutMs;
+    const wanted: TopicPartition[] = [];
+    for (const a of assignment) {
+      const info = await withRetries(() => this.cluster.topic(a.topic, deadlineMs), this.common.retry, this.common, { deadlineMs });
+      if (a.partition === undefined) {
+        for (const p of info.partitions) wanted.push({ topic: a.topic, partition: p.partition });
+      } else {
+        if (!Number.isInteger(a.partition) || a.partition < 0 || a.partition >= info.partitions.length) {
+          throw new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${a.topic}" has no partition ${a.partition} (it has ${info.partitions.length})`);
+        }
+        wanted.push({ topic: a.topic, partition: a.partition });
+      }
+    }
+    const keys = new Set(wanted.map(tpKey));
+    for (const [key, st] of this.partitions) {
+      if (!keys.has(key)) {
+        st.generation++;
+        this.partitions.delete(key);
+      }
+    }
+    for (const tp of wanted) {
+      const key = tpKey(tp);
+      if (this.partitions.has(key)) continue;
+      this.partitions.set(key, {
+        tp,
+        position: undefined,
+        fetchOffset: undefined,
+        reset: this.autoOffsetReset === "none" ? undefined : this.autoOffsetReset,
+        buffered: [],
+        highWatermark: -1,
+        paused: false,
+        generation: 0,
+        backoffUntilMs: 0,
+      });
+    }
+    this.wake();
+  }
+
+  /** The current assignment, sorted by topic then partition. */
+  assignment(): TopicPartition[] {
+    return [...this.partitions.values()].map((s) => s.tp).sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  }
+
+  /**
+   * Moves an assigned partition. An offset applies at once; "earliest", "latest" and
+   * timestamps are looked up (ListOffsets) before the next fetch. A timestamp after every
+   * record moves to the end (the latest offset). Buffered records are dropped.
+   */
+  seek(tp: TopicPartition, target: SeekTarget): void {
+    this.checkOpen();
+    const st = this.stateOf(tp);
+    st.generation++;
+    st.buffered = [];
+    st.backoffUntilMs = 0;
+    if (typeof target === "object" && "offset" in target) {
+      checkInt("seek offset", target.offset, 0);
+      st.position = target.offset;
+      st.fetchOffset = target.offset;
+      st.reset = undefined;
+    } else {
+      st.position = undefined;
+      st.fetchOffset = undefined;
+      st.reset = target;
+    }
+    this.wake();
+  }
+
+  /** The offset of the next record poll() will return for `tp`, looking it up if needed. */
+  async position(tp: TopicPartition): Promise<number> {
+    this.checkOpen();
+    const st = this.stateOf(tp);
+    if (st.position === undefined) await this.resolvePositions();
+    if (st.position === undefined) {
+      throw new FlotillaError("OFFSET_OUT_OF_RANGE", `${tp.topic}-${tp.partition} has no position and autoOffsetReset is "none"; seek() first`);
+    }
+    return st.position;
+  }
+
+  /** Stops fetching and returning records of these partitions until resume(). */
+  pause(tps: readonly TopicPartition[]): void {
+    for (const tp of tps) this.stateOf(tp).paused = true;
+  }
+
+  resume(tps: readonly TopicPartition[]): void {
+    for (const tp of tps) this.stateOf(tp).paused = false;
+    this.wake();
+  }
+
+  paused(): TopicPartition[] {
+    return [...this.partitions.values()].filter((s) => s.paused).map((s) => s.tp);
+  }
+
+  /**
+   * Returns up to `maxRecords` (default max.poll.records) buffered records, fetching when
+   * none are buffered and waiting up to `timeoutMs` for some to arrive. Returns [] after the
+   * timeout or once the consumer is closed. Throws a non-retriable fetch error (e.g.
+   * OFFSET_OUT_OF_RANGE with autoOffsetReset "none").
+   */
+  async poll(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecord[]> {
+    const timeoutMs = options.timeoutMs ?? this.fetchMaxWaitMs;
+    const maxRecords = options.maxRecords ?? this.maxPollRecords;
+    const deadlineMs = this.common.clock.monotonicMs() + timeoutMs;
+    // Bounded: each turn either returns or waits for a wake-up or the deadline.
+    for (;;) {
+      if (this.closed) return [];
+      this.throwIfFatal();
+      this.checkPositionsDefined();
+      if (this.needsPositions()) await this.resolvePositions();
+      const records = this.take(maxRecords);
+      this.sendFetches();
+      if (records.length > 0) return records;
+      const leftMs = deadlineMs - this.common.clock.monotonicMs();
+      if (leftMs <= 0) return [];
+      await this.waitForWake(Math.min(leftMs, this.nextBackoffDelayMs()));
+    }
+  }
+
+  /** Yields records one at a time until close(); breaking out leaves position() after the last one yielded. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<ConsumerRecord, void, undefined> {
+    while (!this.closed) {
+      const [record] = await this.poll({ timeoutMs: Math.max(this.fetchMaxWaitMs, 100), maxRecords: 1 });
+      if (record) yield record;
+    }
+  }
+
+  /**
+   * Calls `eachMessage` for every record (or `eachBatch` for each partition's records of a
+   * poll), awaiting each call, until close(). Resolves when the consumer is closed; rejects
+   * with the first error a callback or a fetch throws.
+   */
+  async run(options: RunOptions): Promise<void> {
+    while (!this.closed) {
+      const records = await this.poll({ timeoutMs: Math.max(this.fetchMaxWaitMs, 100) });
+      if ("eachMessage" in options) {
+        for (const r of records) {
+          if (this.closed) return;
+          await options.eachMessage(r);
+        }
+      } else {
+        const groups = new Map<string, ConsumerBatch>();
+        for (const r of records) {
+          const key = tpKey(r);
+          let g = groups.get(key);
+          if (!g) {
+            g = { topic: r.topic, partition: r.partition, highWatermark: this.partitions.get(key)?.highWatermark ?? -1, messages: [] };
+            groups.set(key, g);
+          }
+          g.messages.push(r);
+        }
+        for (const g of groups.values()) {
+          if (this.closed) return;
+          await options.eachBatch(g);
+        }
+      }
+    }
+  }
+
+  /** Stops fetching, cancels fetches in flight and closes the connections. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.inflightFetches.values()) c.abort();
+    this.inflightFetches.clear();
+    this.wake();
+    this.cluster.close();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private checkOpen(): void {
+    if (this.closed) throw new FlotillaError("INVALID_REQUEST", "consumer is closed");
+  }
+
+  private stateOf(tp: TopicPartition): PartitionState {
+    const st = this.partitions.get(tpKey(tp));
+    if (!st) throw new FlotillaError("INVALID_REQUEST", `${tp.topic}-${tp.partition} is not assigned to this consumer`);
+    return st;
+  }
+
+  private throwIfFatal(): void {
+    if (this.fatal) {
+      const err = this.fatal;
+      this.fatal = undefined;
+      throw err;
+    }
+  }
+
+  /** With autoOffsetReset "none", a partition that was never seek()ed has nowhere to start. */
+  private checkPositionsDefined(): void {
+    for (const st of this.partitions.values()) {
+      if (st.position === undefined && st.reset === undefined) {
+        throw new FlotillaError("OFFSET_OUT_OF_RANGE", `${st.tp.topic}-${st.tp.partition} has no position and autoOffsetReset is "none"; seek() it first`);
+      }
+    }
+  }
+
+  private needsPositions(): boolean {
+    for (const st of this.partitions.values()) if (st.position === undefined && st.reset !== undefined) return true;
+    return false;
+  }
+
+  /** Looks up positions (ListOffsets to each leader) of partitions that have a reset pending. */
+  private async resolvePositions(): Promise<void> {
+    const deadlineMs = this.common.clock.monotonicMs() + this.defaultApiTimeoutMs;
+    const pending = [...this.partitions.values()].filter((s) => s.position === undefined && s.reset !== undefined);
+    if (pending.length === 0) return;
+    await withRetries(
+      async () => {
+        const todo = pending.filter((s) => s.position === undefined && s.reset !== undefined && this.partitions.get(tpKey(s.tp)) === s);
+        if (todo.length === 0) return;
+        for (const s of todo) await this.cluster.topic(s.tp.topic, deadlineMs);
+        const byLeader = new Map<number, PartitionState[]>();
+        for (const s of todo) {
+          const { nodeId } = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
+          byLeader.set(nodeId, [...(byLeader.get(nodeId) ?? []), s]);
+        }
+        let firstError: FlotillaError | undefined;
+        await Promise.all(
+          [...byLeader].map(async ([nodeId, states]) => {
+            const generations = states.map((s) => s.generation);
+            const topics = new Map<string, { partition: number; timestamp: number }[]>();
+            for (const s of states) {
+              const r = s.reset as Reset;
+              const timestamp = r === "earliest" ? EARLIEST_TIMESTAMP : r === "latest" ? LATEST_TIMESTAMP : r.timestamp;
+              topics.set(s.tp.topic, [...(topics.get(s.tp.topic) ?? []), { partition: s.tp.partition, timestamp }]);
+            }
+            const res = await this.cluster.connectionTo(nodeId).listOffsets(
+              { replicaId: -1, topics: [...topics].map(([name, partitions]) => ({ name, partitions })) },
+              { timeoutMs: this.common.requestTimeoutMs },
+            );
+            const answers = new Map<string, { errorCode: number; errorMessage: string; offset: number }>();
+            for (const t of res.topics) for (const p of t.partitions) answers.set(tpKey({ topic: t.name, partition: p.partition }), p);
+            states.forEach((s, i) => {
+              if (s.generation !== generations[i]) return; // seek()ed meanwhile: the answer is stale
+              const a = answers.get(tpKey(s.tp));
+              const err = a ? errorFromFields(a.errorCode, a.errorMessage) : new FlotillaError("UNKNOWN_SERVER_ERROR", `ListOffsets answer lacks ${s.tp.topic}-${s.tp.partition}`);
+              if (err || !a) {
+                firstError ??= err;
+                return;
+              }
+              if (a.offset < 0) {
+                // No record at or after the timestamp: go to the end, as Kafka's seek to
+                // the result of offsetsForTimes would leave the consumer waiting for new data.
+                s.reset = "latest";
+                return;
+              }
+              s.position = a.offset;
+              s.fetchOffset = a.offset;
+              s.reset = undefined;
+            });
+          }),
+        );
+        if (firstError) throw firstError;
+        if (todo.some((s) => s.position === undefined && s.reset === "latest")) throw new FlotillaError("OFFSET_NOT_AVAILABLE", "resolving the latest offset after a timestamp lookup");
+      },
+      this.common.retry,
+      this.common,
+      {
+        deadlineMs,
+        onRetriableError: (err) => {
+          if (METADATA_ERRORS.has(err.errorName)) this.cluster.markStale();
+        },
+      },
+    );
+  }
+
+  /** Takes buffered records from unpaused partitions, round-robin over partitions, advancing positions. */
+  private take(maxRecords: number): ConsumerRecord[] {
+    const out: ConsumerRecord[] = [];
+    const states = [...this.partitions.values()];
+    if (states.length === 0) return out;
+    for (let i = 0; i < states.length && out.length < maxRecords; i++) {
+      const st = states[(this.takeCursor + i) % states.length] as PartitionState;
+      if (st.paused || st.buffered.length === 0) continue;
+      const n = Math.min(maxRecords - out.length, st.buffered.length);
+      const taken = st.buffered.splice(0, n);
+      out.push(...taken);
+      st.position = st.buffered.length > 0 ? (st.buffered[0] as ConsumerRecord).offset : st.fetchOffset;
+      // The next call starts after a partition that was served, so all get a turn.
+      if (st.buffered.length === 0) this.takeCursor = (this.takeCursor + i + 1) % states.length;
+    }
+    return out;
+  }
+
+  private nextBackoffDelayMs(): number {
+    const nowMs = this.common.clock.monotonicMs();
+    let min = Infinity;
+    for (const st of this.partitions.values()) if (st.backoffUntilMs > nowMs) min = Math.min(min, st.backoffUntilMs - nowMs);
+    return min;
+  }
+
+  /** Sends one fetch to each broker that has none in flight, for its fetchable partitions. */
+  private sendFetches(): void {
+    if (this.closed) return;
+    const nowMs = this.common.clock.monotonicMs();
+    const byLeader = new Map<number, { st: PartitionState; leaderEpoch: number }[]>();
+    let leaderMissing = false;
+    for (const st of this.partitions.values()) {
+      if (st.paused || st.fetchOffset === undefined || st.buffered.length > 0 || st.backoffUntilMs > nowMs) continue;
+      let leader: { nodeId: number; leaderEpoch: number };
+      try {
+        leader = this.cluster.leaderOf(st.tp.topic, st.tp.partition);
+      } catch {
+        leaderMissing = true;
+        st.backoffUntilMs = nowMs + this.common.retry.retryBackoffMs;
+        continue;
+      }
+      if (this.inflightFetches.has(leader.nodeId)) continue;
+      byLeader.set(leader.nodeId, [...(byLeader.get(leader.nodeId) ?? []), { st, leaderEpoch: leader.leaderEpoch }]);
+    }
+    if (leaderMissing) this.refreshMetadataInBackground();
+    for (const [nodeId, parts] of byLeader) void this.fetchFrom(nodeId, parts);
+  }
+
+  private refreshing = false;
+  private refreshMetadataInBackground(): void {
+    this.cluster.markStale();
+    if (this.refreshing) return;
+    this.refreshing = true;
+    this.cluster
+      .refresh(this.common.clock.monotonicMs() + this.common.requestTimeoutMs)
+      .catch((err: unknown) => this.common.logger.warn({ err: (err as Error).message }, "metadata refresh failed"))
+      .finally(() => {
+        this.refreshing = false;
+        this.wake();
+      });
+  }
+
+  private async fetchFrom(nodeId: number, parts: { st: PartitionState; leaderEpoch: number }[]): Promise<void> {
+    const abort = new AbortController();
+    this.inflightFetches.set(nodeId, abort);
+    const sent = parts.map(({ st }) => ({ st, generation: st.generation, fetchOffset: st.fetchOffset as number }));
+    const topics = new Map<string, { partition: number; fetchOffset: number; partitionMaxBytes: number; currentLeaderEpoch: number }[]>();
+    parts.forEach(({ st, leaderEpoch }) => {
+      const list = topics.get(st.tp.topic) ?? [];
+      list.push({ partition: st.tp.partition, fetchOffset: st.fetchOffset as number, partitionMaxBytes: this.maxPartitionFetchBytes, currentLeaderEpoch: leaderEpoch });
+      topics.set(st.tp.topic, list);
+    });
+    let response: FetchResponse | undefined;
+    try {
+      response = await this.cluster.connectionTo(nodeId).fetch(
+        {
+          replicaId: -1,
+          maxWaitMs: this.fetchMaxWaitMs,
+          minBytes: this.fetchMinBytes,
+          maxBytes: this.fetchMaxBytes,
+          topics: [...topics].map(([name, partitions]) => ({ name, partitions })),
+        },
+        // The broker may hold the fetch for fetch.max.wait.ms before it starts to answer.
+        { timeoutMs: this.common.requestTimeoutMs + this.fetchMaxWaitMs, signal: abort.signal },
+      );
+    } catch (err) {
+      if (!this.closed) {
+        const fe = err instanceof FlotillaError ? err : new FlotillaError("NETWORK_EXCEPTION", String(err), { cause: err });
+        this.common.logger.debug({ nodeId, err: fe.message }, "fetch failed");
+        for (const s of sent) this.onPartitionError(s.st, s.generation, fe);
+      }
+    } finally {
+      if (this.inflightFetches.get(nodeId) === abort) this.inflightFetches.delete(nodeId);
+    }
+    if (response && !this.closed) this.applyFetch(nodeId, response, sent);
+    this.wake();
+  }
+
+  private applyFetch(nodeId: number, response: FetchResponse, sent: { st: PartitionState; generation: number; fetchOffset: number }[]): void {
+    const answers = new Map<string, FetchResponse["topics"][number]["partitions"][number]>();
+    for (const t of response.topics) for (const p of t.partitions) answers.set(tpKey({ topic: t.name, partition: p.partition }), p);
+    for (const { st, generation, fetchOffset } of sent) {
+      // Dropped when seek()/assign() moved the partition after this fetch was sent.
+      if (st.generation !== generation || this.partitions.get(tpKey(st.tp)) !== st || st.fetchOffset !== fetchOffset) continue;
+      const a = answers.get(tpKey(st.tp));
+      if (!a) continue;
+      const err = errorFromFields(a.errorCode, a.errorMessage);
+      if (err) {
+        this.onPartitionError(st, generation, new FlotillaError(err.errorName, `${st.tp.topic}-${st.tp.partition} on broker ${nodeId}: ${a.errorMessage || err.message}`));
+        continue;
+      }
+      st.highWatermark = a.highWatermark;
+      if (a.records.length === 0) continue;
+      let batches: FetchedBatch[];
+      try {
+        batches = decodeBatches(a.records, { allowPartialTail: true });
+      } catch (e) {
+        this.fatal ??= e instanceof FlotillaError ? e : new FlotillaError("CORRUPT_MESSAGE", `${st.tp.topic}-${st.tp.partition}: ${String(e)}`, { cause: e });
+        continue;
+      }
+      const { records, nextFetchOffset } = recordsFromFetch(batches, fetchOffset);
+      for (const r of records) {
+        st.buffered.push({ topic: st.tp.topic, partition: st.tp.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: [...r.headers] });
+      }
+      st.fetchOffset = nextFetchOffset;
+      if (st.buffered.length === 0) st.position = nextFetchOffset;
+    }
+  }
+
+  private onPartitionError(st: PartitionState, generation: number, err: FlotillaError): void {
+    if (st.generation !== generation) return;
+    if (err.errorName === "OFFSET_OUT_OF_RANGE") {
+      if (this.autoOffsetReset === "none") {
+        this.fatal ??= err;
+        return;
+      }
+      this.common.logger.info({ topic: st.tp.topic, partition: st.tp.partition, fetchOffset: st.fetchOffset, reset: this.autoOffsetReset }, "offset out of range; resetting");
+      st.generation++;
+      st.position = undefined;
+      st.fetchOffset = undefined;
+      st.buffered = [];
+      st.reset = this.autoOffsetReset;
+      return;
+    }
+    if (err.retriable) {
+      if (METADATA_ERRORS.has(err.errorName)) this.refreshMetadataInBackground();
+      st.backoffUntilMs = this.common.clock.monotonicMs() + this.common.retry.retryBackoffMs;
+      return;
+    }
+    this.fatal ??= err;
+  }
+
+  private wake(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const f of w) f();
+  }
+
+  private waitForWake(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        const i = this.wakers.indexOf(done);
+        if (i >= 0) this.wakers.splice(i, 1);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(1, Math.ceil(timeoutMs)));
+      this.wakers.push(done);
+    });
+  }
+}
