@@ -12,7 +12,7 @@ describe("append-only list test state machine", () => {
     a.apply({ index: 2 ** 40, term: 7, type: "normal", data: enc("big index") });
     const b = new AppendOnlyListMachine();
     b.apply({ index: 9, term: 9, type: "normal", data: enc("replaced") });
-    b.restore(a.snapshot(), { index: 0, term: 0, voters: [], observers: [] });
+    b.restore(a.snapshot());
     expect(b.size).toBe(3);
     expect(b.slice(0, 10)).toEqual(a.slice(0, 10));
     expect(Buffer.from(b.slice(2, 1)[0]!.data).toString()).toBe("big index");
@@ -22,8 +22,7 @@ describe("append-only list test state machine", () => {
     const a = new AppendOnlyListMachine();
     a.apply({ index: 1, term: 1, type: "normal", data: enc("payload") });
     const bytes = a.snapshot();
-    const meta = { index: 0, term: 0, voters: [], observers: [] };
-    expect(() => new AppendOnlyListMachine().restore(bytes.slice(0, bytes.length - 2), meta)).toThrow(FlotillaError);
-    expect(() => new AppendOnlyListMachine().restore(bytes.slice(0, 3), meta)).toThrow(/shorter than its header/);
+    expect(() => new AppendOnlyListMachine().restore(bytes.slice(0, bytes.length - 2))).toThrow(FlotillaError);
+    expect(() => new AppendOnlyListMachine().restore(bytes.slice(0, 3))).toThrow(/shorter than its header/);
   });
 });
