@@ -129,6 +129,8 @@ export class Producer {
   private metadataRefresh: Promise<void> | undefined;
   /** Waiters for buffer space (buffer.memory), woken as batches complete. */
   private spaceWaiters: (() => void)[] = [];
+  /** Settles when the last send() call has queued its records (see send()). */
+  private appendTail: Promise<void> = Promise.resolve();
 
   constructor(options: ProducerOptions) {
     this.common = resolveCommon(options, "producer");
@@ -165,6 +167,27 @@ export class Producer {
    */
   async send(request: SendRequest): Promise<RecordMetadata[]> {
     if (this.closing) throw new FlotillaError("INVALID_REQUEST", "send() after close()");
+    // Appends happen in call order, also when an earlier call waits for metadata, so that
+    // records of concurrent send() calls to a partition keep the order of the calls.
+    const previous = this.appendTail;
+    let appended!: () => void;
+    this.appendTail = new Promise<void>((r) => (appended = r));
+    let results: Promise<RecordMetadata>[];
+    try {
+      await previous;
+      results = await this.append(request);
+    } finally {
+      appended();
+    }
+    // Attach handlers to every promise so that one rejection does not leave others unhandled.
+    const settled = await Promise.allSettled(results);
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<RecordMetadata>).value);
+  }
+
+  /** Looks up the topic, places and queues every message; returns one promise per message. */
+  private async append(request: SendRequest): Promise<Promise<RecordMetadata>[]> {
     const { topic } = request;
     const startMs = this.common.clock.monotonicMs();
     const blockDeadlineMs = startMs + this.maxBlockMs;
@@ -191,7 +214,16 @@ export class Producer {
 
     const results: Promise<RecordMetadata>[] = [];
     for (const p of placed) {
-      if (this.acc.bytesInUse + p.sizeBytes > this.bufferMemoryBytes) await this.waitForSpace(p.sizeBytes, blockDeadlineMs);
+      if (this.acc.bytesInUse + p.sizeBytes > this.bufferMemoryBytes) {
+        try {
+          await this.waitForSpace(p.sizeBytes, blockDeadlineMs);
+        } catch (err) {
+          // Records already queued still go out; their outcome is dropped with this call's error.
+          for (const r of results) r.catch(() => undefined);
+          this.wakeup();
+          throw err;
+        }
+      }
       results.push(
         new Promise<RecordMetadata>((resolve, reject) => {
           const pending: PendingRecord<Delivery> = {
@@ -209,11 +241,7 @@ export class Producer {
       );
     }
     this.wakeup();
-    // Attach handlers to every promise so that one rejection does not leave others unhandled.
-    const settled = await Promise.allSettled(results);
-    const failed = settled.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    return settled.map((s) => (s as PromiseFulfilledResult<RecordMetadata>).value);
+    return results;
   }
 
   /** Sends every queued record now, ignoring linger.ms, and waits until each is settled. */
