@@ -8,7 +8,10 @@
  * The driver's duties, in this order, every time `hasReady()` is true
  * (after etcd-io/raft doc.go):
  *   1. `const rd = node.ready()`.
- *   2. If `rd.snapshot` is set, persist it (and drop log entries it covers).
+ *   2. If `rd.snapshot` is set, it came from the leader: persist it, drop the stored
+ *      log (the core only installs a snapshot whose last entry it does not hold, so no
+ *      stored entry can be trusted to follow it; entries it covers are gone anyway) and
+ *      restore the state machine from `rd.snapshot.data`.
  *   3. Persist `rd.entries` (an entry at index i replaces any stored entry at i and
  *      everything after it), then `rd.hardState` if set. fsync.
  *   4. Only then send `rd.messages` (a vote or append ack must never precede the state
@@ -18,7 +21,12 @@
  *   6. Answer `rd.readStates` once the state machine has applied up to each one's index.
  *   7. `node.advance(rd)`.
  * Between ready() and advance() the driver may still call tick/step/propose; the next
- * ready() returns only what is new.
+ * ready() returns only what is new. One Ready is outstanding at a time: `hasReady()` is
+ * false from ready() until advance(), and ready() asserts that the previous Ready was
+ * advanced.
+ *
+ * Local compaction is not a Ready: `compact(index, data)` is called by the driver, which
+ * then saves the returned snapshot itself and drops its stored entries <= index.
  */
 
 export type NodeId = number;
@@ -78,7 +86,11 @@ export interface Message {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly term: number;
-  /** Append: index and term of the entry before `entries`. Vote/PreVote: candidate's last log index and term. */
+  /**
+   * Append: index and term of the entry before `entries`. Vote/PreVote: candidate's last
+   * log index and term. AppendResp: the `logIndex` of the Append it answers (lets the
+   * leader ignore stale rejections).
+   */
   readonly logIndex: number;
   readonly logTerm: number;
   readonly entries: readonly Entry[];
@@ -88,12 +100,19 @@ export interface Message {
   readonly reject: boolean;
   /**
    * AppendResp: on success the last index now matched; on reject a hint for fast
-   * back-off (the follower's last index, or the first index of the conflicting term).
+   * back-off: the follower's last index, or the largest index of the follower's log at
+   * or below the rejected `logIndex` whose term is <= the rejected `logTerm` (every
+   * entry above it cannot match), with `hintTerm` the follower's term there.
+   * InstallSnapshotResp: the follower's commit index after handling the snapshot.
    */
   readonly hintIndex: number;
   readonly hintTerm: number;
   readonly snapshot?: Snapshot;
-  /** Heartbeat/HeartbeatResp: the read-index context being confirmed, if any. */
+  /**
+   * Heartbeat/HeartbeatResp: the read-index context being confirmed, if any.
+   * Vote: "transfer" when the campaign follows a TimeoutNow (leadership transfer); such a
+   * vote is not ignored by followers that heard from a leader recently (thesis §3.10).
+   */
   readonly context?: string;
 }
 
@@ -142,6 +161,10 @@ export interface RaftConfig {
   readonly maxInflightAppends?: number;
   /** Bound on proposals waiting in the leader's log but not yet committed. */
   readonly maxUncommittedEntries?: number;
+  /** Bound on entries in one Ready's committedEntries (the rest come in later Readies). */
+  readonly maxCommittedEntriesPerReady?: number;
+  /** Bound on read-index requests waiting for confirmation at the leader. */
+  readonly maxPendingReadIndex?: number;
   readonly random: { next(): number };
   /** Durable state recovered from storage at start. */
   readonly initial?: {
@@ -149,6 +172,11 @@ export interface RaftConfig {
     readonly snapshot?: Snapshot;
     /** Entries after the snapshot, in order. */
     readonly entries: readonly Entry[];
+    /**
+     * Index the state machine already reflects (it is durable on its own). Committed
+     * entries after it are handed out again. Default: the snapshot's index (or 0).
+     */
+    readonly applied?: number;
   };
 }
 
