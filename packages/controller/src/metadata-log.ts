@@ -1,0 +1,46 @@
+/**
+ * The cluster metadata log as the controller sees it: an ordered, durable sequence of
+ * metadata records, one offset each, starting at 0. The single-node implementation is
+ * LevelDB (./level-metadata-log.ts); the Raft-replicated one (./raft/) will implement
+ * the same interface, so the Controller does not know which it runs on.
+ *
+ * Contract:
+ * - `append` writes a batch atomically: after a crash either every record of the batch
+ *   is in the log or none is. Records of one batch get consecutive offsets; batches are
+ *   committed in the order `append` was called.
+ * - A batch is *committed* once it is durable where the log's rules say (single node:
+ *   fsynced to local disk; Raft: on a majority of voters). Only committed records are
+ *   read or passed to listeners.
+ * - Listeners see every committed batch exactly once, in offset order, without gaps,
+ *   starting after the offset that was committed when they subscribed.
+ * - `append` resolves with the batch's offsets after the batch is committed. It rejects
+ *   with NOT_CONTROLLER when this node may not append (a Raft follower), and with
+ *   KAFKA_STORAGE_ERROR when the disk failed; after a storage error the log refuses
+ *   every later append (offsets could no longer be trusted).
+ */
+import type { CommittedRecord, MetadataRecord } from "@flotilla/metadata";
+
+export interface CommittedBatch {
+  readonly baseOffset: number;
+  /** baseOffset + records.length - 1. */
+  readonly lastOffset: number;
+  readonly records: readonly MetadataRecord[];
+}
+
+export type CommitListener = (batch: CommittedBatch) => void;
+
+export interface MetadataLog {
+  /** Offset of the last committed record, -1 when the log is empty. */
+  committedOffset(): number;
+  /** Appends `records` (1..METADATA_BATCH_RECORDS_MAX) as one batch; see the contract above. */
+  append(records: readonly MetadataRecord[]): Promise<{ baseOffset: number; lastOffset: number }>;
+  /** Committed records with offset >= fromOffset (up to the committed offset when called), in order. */
+  read(fromOffset: number): AsyncIterable<CommittedRecord>;
+  /** Subscribes to committed batches; returns the unsubscribe function. */
+  onCommit(listener: CommitListener): () => void;
+  /** Waits for appends in flight, then releases the storage. Appends after close reject. */
+  close(): Promise<void>;
+}
+
+/** Most records one batch may hold (Kafka's controller caps one operation at 10,000 records). */
+export const METADATA_BATCH_RECORDS_MAX = 10_000;
