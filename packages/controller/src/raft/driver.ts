@@ -27,6 +27,15 @@ export interface StateMachine {
   restore(data: Uint8Array, meta: SnapshotMeta): void;
 }
 
+/**
+ * The core as the driver uses it. `compact` returns the snapshot it made, as RaftCore
+ * does (types.ts's RaftNode still declares `void`), so the driver stores exactly the
+ * snapshot the core keeps and sends to followers.
+ */
+export type DriverCore = Omit<RaftNode, "compact"> & {
+  compact(index: number, data: Uint8Array): Snapshot | undefined;
+};
+
 export interface RaftDriverOptions {
   readonly id: NodeId;
   /** Voter id -> "host:port" (used for leader hints). Must include `id`. */
@@ -37,7 +46,7 @@ export interface RaftDriverOptions {
   readonly stateMachine: StateMachine;
   readonly logger: Logger;
   /** Builds the core. */
-  readonly createCore: (config: RaftConfig) => RaftNode;
+  readonly createCore: (config: RaftConfig) => DriverCore;
   /** Default: seeded from crypto randomness. */
   readonly random?: { next(): number };
   /** Length of one tick. Default 50 ms. */
@@ -132,7 +141,7 @@ export function resolveDriverOptions(options: RaftDriverOptions): ResolvedOption
 }
 
 export class RaftDriver {
-  private readonly core: RaftNode;
+  private readonly core: DriverCore;
   private readonly opts: ResolvedOptions;
   private readonly logger: Logger;
   private readonly storage: RaftStorage;
@@ -310,21 +319,22 @@ export class RaftDriver {
 
   /**
    * Graceful stop: when leader, hands leadership to the most caught-up voter first
-   * (controlled shutdown), then stops ticking, lets the ready loop finish, and fails
-   * whatever still waits with SHUTTING_DOWN. Does not close the storage or transport it
-   * was given: the caller closes them after stop() resolves.
+   * (controlled shutdown; `leadership: "abandon"` skips that, e.g. when the whole quorum
+   * stops), then stops ticking, lets the ready loop finish, and fails whatever still
+   * waits with SHUTTING_DOWN. Does not close the storage or transport it was given: the
+   * caller closes them after stop() resolves.
    */
-  stop(options: { transferTimeoutMs?: number } = {}): Promise<void> {
-    this.stopPromise ??= this.doStop(options.transferTimeoutMs);
+  stop(options: { leadership?: "transfer" | "abandon"; transferTimeoutMs?: number } = {}): Promise<void> {
+    this.stopPromise ??= this.doStop(options.leadership ?? "transfer", options.transferTimeoutMs);
     return this.stopPromise;
   }
 
-  private async doStop(transferTimeoutMs: number | undefined): Promise<void> {
+  private async doStop(leadership: "transfer" | "abandon", transferTimeoutMs: number | undefined): Promise<void> {
     if (this.state === "running") {
       this.state = "stopping";
       const status = this.core.status();
       const target = this.transferTarget(status);
-      if (status.role === "leader" && target !== undefined) {
+      if (leadership === "transfer" && status.role === "leader" && target !== undefined) {
         try {
           await this.transferLeadership(target, transferTimeoutMs === undefined ? {} : { timeoutMs: transferTimeoutMs });
         } catch (err) {
@@ -574,11 +584,12 @@ export class RaftDriver {
     if (this.applied - this.snapshotIndex < this.opts.snapshotEveryEntries) return;
     const started = performance.now();
     const data = this.sm.snapshot();
-    const snapshot: Snapshot = { meta: { index: this.applied, term: this.appliedTerm, voters: this.voterIds, observers: [] }, data };
-    this.core.compact(this.applied, data);
+    const snapshot = this.core.compact(this.applied, data);
+    this.snapshotIndex = this.applied;
+    if (snapshot === undefined) return;
+    assert(snapshot.meta.index === this.applied && snapshot.meta.term === this.appliedTerm, () => `core compacted to ${snapshot.meta.index}/${snapshot.meta.term}, driver applied ${this.applied}/${this.appliedTerm}`);
     // Local compaction is not part of a Ready: the driver stores it (types.ts).
     await this.storage.snapshot.save(snapshot);
-    this.snapshotIndex = this.applied;
     this.logger.info({ index: snapshot.meta.index, term: snapshot.meta.term, bytes: data.byteLength, ms: Math.round(performance.now() - started) }, "raft snapshot taken, log compacted");
   }
 }

@@ -1,5 +1,5 @@
 /** The Raft driver of the controller quorum: durable storage, gRPC transport, ready loop. */
-export { RaftDriver, resolveDriverOptions, type RaftDriverOptions, type StateMachine, type ProposeOutcome } from "./driver.js";
+export { RaftDriver, resolveDriverOptions, type DriverCore, type RaftDriverOptions, type StateMachine, type ProposeOutcome } from "./driver.js";
 export {
   KvRaftStorage,
   KEY_SPACES,
