@@ -1,0 +1,348 @@
+/**
+ * Server configuration with Kafka's property names. `loadServerConfig` merges the
+ * sources (./config-sources.ts), checks every value and relationship, and returns a
+ * typed `ServerConfig`; anything wrong stops start-up with INVALID_CONFIG naming the
+ * key, the value and where it came from. Unknown keys are kept in `unknownKeys` and
+ * logged as warnings at start (Kafka warns too: a typo should be visible, not fatal).
+ *
+ * Choices that differ from, or are not spelled out by, Kafka:
+ * - process.roles defaults to "broker,controller" (the combined single node, the only
+ *   mode this build runs); node.id is required, as in Kafka's KRaft mode.
+ * - auto.create.topics.enable defaults to true, Kafka's default: a Metadata request with
+ *   allow_auto_topic_creation creates unknown topics with the broker defaults.
+ * - log.dirs defaults to /tmp/flotilla-logs (Kafka: /tmp/kafka-logs).
+ * - log.segment.bytes may go down to 1 KiB, so tests can roll segments cheaply.
+ */
+import os from "node:os";
+import path from "node:path";
+import { FlotillaError, Limits } from "@flotilla/common";
+import { DEFAULT_TOPIC_CONFIG, parseLong, type TimestampType, type TopicConfig } from "@flotilla/metadata";
+import { collectProperties, envNameOfProperty, type ConfigSources, type PropertyValue, type RawProperties } from "./config-sources.js";
+
+export interface Listener {
+  /** Listener name, e.g. PLAINTEXT; "PLAINTEXT" when the value had no scheme. */
+  readonly name: string;
+  /** "" when the value left it out (bind every interface). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface QuorumVoter {
+  readonly id: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+export type ProcessRole = "broker" | "controller";
+
+export interface ServerConfig {
+  readonly nodeId: number;
+  readonly processRoles: readonly ProcessRole[];
+  /** controller.quorum.voters; empty means "this node alone". */
+  readonly controllerQuorumVoters: readonly QuorumVoter[];
+  readonly controllerListenerNames: readonly string[];
+  readonly listeners: readonly Listener[];
+  /** advertised.listeners, else listeners. */
+  readonly advertisedListeners: readonly Listener[];
+  readonly logDirs: readonly string[];
+  /** metadata.log.dir, else the first of log.dirs. */
+  readonly metadataLogDir: string;
+  readonly numPartitions: number;
+  readonly defaultReplicationFactor: number;
+  readonly autoCreateTopicsEnable: boolean;
+  readonly logRetentionCheckIntervalMs: number;
+  /** Upper bound on a Fetch response (fetch.max.bytes). */
+  readonly fetchMaxBytes: number;
+  readonly brokerSessionTimeoutMs: number;
+  readonly brokerHeartbeatIntervalMs: number;
+  readonly replicaLagTimeMaxMs: number;
+  readonly brokerRack: string | null;
+  readonly clusterId: string | null;
+  /** Topic defaults from the broker's log.* keys, message.max.bytes and min.insync.replicas. */
+  readonly topicDefaults: TopicConfig;
+  /** Keys set that this build does not know, with their source. */
+  readonly unknownKeys: readonly { key: string; source: string }[];
+}
+
+type Kind = "int" | "long" | "string" | "list" | "boolean";
+
+interface Def {
+  readonly kind: Kind;
+  /** Kafka's default as a string; undefined = no default (null). */
+  readonly default?: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly oneOf?: readonly string[];
+}
+
+const INT_MAX = 2147483647;
+
+/** Every key this build reads. */
+export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
+  "node.id": { kind: "int", min: 0 },
+  "process.roles": { kind: "list", default: "broker,controller" },
+  "controller.quorum.voters": { kind: "list", default: "" },
+  "controller.listener.names": { kind: "list", default: "CONTROLLER" },
+  listeners: { kind: "list", default: "PLAINTEXT://:9092" },
+  "advertised.listeners": { kind: "list" },
+  "log.dirs": { kind: "list" },
+  "log.dir": { kind: "string", default: "/tmp/flotilla-logs" },
+  "metadata.log.dir": { kind: "string" },
+  "num.partitions": { kind: "int", default: "1", min: 1, max: 10_000 },
+  "default.replication.factor": { kind: "int", default: "1", min: 1, max: 32767 },
+  "min.insync.replicas": { kind: "int", default: "1", min: 1 },
+  "log.retention.hours": { kind: "int", default: "168", min: -1 },
+  "log.retention.minutes": { kind: "int", min: -1 },
+  "log.retention.ms": { kind: "long", min: -1 },
+  "log.retention.bytes": { kind: "long", default: "-1", min: -1 },
+  "log.segment.bytes": { kind: "int", default: "1073741824", min: 1024 },
+  "log.roll.hours": { kind: "int", default: "168", min: 1 },
+  "log.roll.ms": { kind: "long", min: 1 },
+  "log.retention.check.interval.ms": { kind: "long", default: "300000", min: 1, max: INT_MAX },
+  "log.index.interval.bytes": { kind: "int", default: "4096", min: 0 },
+  "log.index.size.max.bytes": { kind: "int", default: "10485760", min: 16 },
+  "log.flush.interval.messages": { kind: "long", default: "9223372036854775807", min: 1 },
+  "log.flush.interval.ms": { kind: "long", min: 0 },
+  "log.message.timestamp.type": { kind: "string", default: "CreateTime", oneOf: ["CreateTime", "LogAppendTime"] },
+  "log.cleanup.policy": { kind: "list", default: "delete" },
+  "message.max.bytes": { kind: "int", default: String(Limits.messageMaxBytesDefault), min: 0 },
+  "fetch.max.bytes": { kind: "int", default: "57671680", min: 1024 },
+  "broker.session.timeout.ms": { kind: "int", default: "9000", min: 1 },
+  "broker.heartbeat.interval.ms": { kind: "int", default: "2000", min: 1 },
+  "replica.lag.time.max.ms": { kind: "long", default: "30000", min: 1 },
+  "broker.rack": { kind: "string" },
+  "cluster.id": { kind: "string" },
+  "auto.create.topics.enable": { kind: "boolean", default: "true" },
+};
+
+function bad(key: string, pv: PropertyValue | undefined, problem: string): FlotillaError {
+  const where = pv ? ` (from ${pv.source})` : "";
+  const shown = pv ? `${key}=${pv.value}` : key;
+  return new FlotillaError("INVALID_CONFIG", `${shown}${where}: ${problem}`);
+}
+
+/** Typed access to the merged properties, checking each value against its definition. */
+class PropertyReader {
+  constructor(private readonly raw: RawProperties) {}
+
+  has(key: string): boolean {
+    return this.raw.has(key);
+  }
+
+  private value(key: string): { pv: PropertyValue | undefined; text: string | undefined } {
+    const pv = this.raw.get(key);
+    const def = SERVER_CONFIG_DEFS[key];
+    if (!def) throw new Error(`config key ${key} has no definition`);
+    return { pv, text: pv?.value ?? def.default };
+  }
+
+  number(key: string): number | undefined {
+    const def = SERVER_CONFIG_DEFS[key]!;
+    const { pv, text } = this.value(key);
+    if (text === undefined) return undefined;
+    const max = def.kind === "int" ? Math.min(def.max ?? INT_MAX, INT_MAX) : def.max;
+    const parsed = parseLong(text, def.min ?? Number.MIN_SAFE_INTEGER, max);
+    if (typeof parsed === "object") throw bad(key, pv, parsed.problem);
+    return parsed;
+  }
+
+  requiredNumber(key: string): number {
+    const n = this.number(key);
+    if (n === undefined) throw new FlotillaError("INVALID_CONFIG", `${key} is required (set it in the config file, as ${envNameOfProperty(key)}, or as an override)`);
+    return n;
+  }
+
+  string(key: string): string | undefined {
+    const def = SERVER_CONFIG_DEFS[key]!;
+    const { pv, text } = this.value(key);
+    if (text === undefined) return undefined;
+    if (text === "") return def.default === undefined || def.default === "" ? undefined : def.default;
+    if (def.oneOf && !def.oneOf.includes(text)) throw bad(key, pv, `must be one of ${def.oneOf.join(", ")}`);
+    return text;
+  }
+
+  list(key: string): string[] | undefined {
+    const { text } = this.value(key);
+    if (text === undefined) return undefined;
+    return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  }
+
+  boolean(key: string): boolean {
+    const { pv, text } = this.value(key);
+    const lower = (text ?? "").toLowerCase();
+    if (lower !== "true" && lower !== "false") throw bad(key, pv, "must be true or false");
+    return lower === "true";
+  }
+
+  source(key: string): PropertyValue | undefined {
+    return this.raw.get(key);
+  }
+}
+
+/** Parses `NAME://host:port` or `host:port` (IPv6 hosts in brackets). */
+export function parseListener(text: string, key: string, pv?: PropertyValue): Listener {
+  const m = /^(?:([A-Za-z][A-Za-z0-9_]*):\/\/)?(\[[0-9a-fA-F:.]+\]|[^:/\s]*):(\d+)$/.exec(text);
+  if (!m) throw bad(key, pv, `"${text}" is not NAME://host:port or host:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw bad(key, pv, `port ${port} in "${text}" is above 65535`);
+  const host = (m[2] ?? "").replace(/^\[(.*)\]$/, "$1");
+  return { name: (m[1] ?? "PLAINTEXT").toUpperCase(), host, port };
+}
+
+/** Parses controller.quorum.voters: `id@host:port,...`. */
+export function parseVoters(items: readonly string[], pv?: PropertyValue): QuorumVoter[] {
+  const key = "controller.quorum.voters";
+  const voters = items.map((item) => {
+    const m = /^(\d+)@(\[[0-9a-fA-F:.]+\]|[^:@\s]+):(\d+)$/.exec(item);
+    if (!m) throw bad(key, pv, `"${item}" is not id@host:port`);
+    const port = Number(m[3]);
+    if (port < 1 || port > 65535) throw bad(key, pv, `port ${port} in "${item}" is outside 1..65535`);
+    return { id: Number(m[1]), host: (m[2] as string).replace(/^\[(.*)\]$/, "$1"), port };
+  });
+  const ids = new Set<number>();
+  for (const v of voters) {
+    if (ids.has(v.id)) throw bad(key, pv, `voter id ${v.id} appears twice`);
+    ids.add(v.id);
+  }
+  return voters;
+}
+
+function parseRoles(r: PropertyReader): ProcessRole[] {
+  const items = r.list("process.roles") ?? [];
+  const roles = new Set<ProcessRole>();
+  for (const item of items) {
+    if (item !== "broker" && item !== "controller") throw bad("process.roles", r.source("process.roles"), `"${item}" is not broker or controller`);
+    roles.add(item);
+  }
+  if (roles.size === 0) throw bad("process.roles", r.source("process.roles"), "names no role");
+  if (roles.size !== 2) {
+    throw bad("process.roles", r.source("process.roles"), "this build runs only the combined node (process.roles=broker,controller); separate broker and controller processes come with the Raft quorum");
+  }
+  return [...roles].sort();
+}
+
+function retentionMs(r: PropertyReader): number {
+  // Kafka's precedence: log.retention.ms, then minutes, then hours. Any negative = unlimited.
+  const ms = r.number("log.retention.ms");
+  if (ms !== undefined) return ms < 0 ? -1 : ms;
+  const minutes = r.number("log.retention.minutes");
+  if (minutes !== undefined) return minutes < 0 ? -1 : minutes * 60_000;
+  const hours = r.requiredNumber("log.retention.hours");
+  return hours < 0 ? -1 : hours * 3_600_000;
+}
+
+function topicDefaults(r: PropertyReader): TopicConfig {
+  const policies = r.list("log.cleanup.policy") ?? [];
+  if (policies.length !== 1 || policies[0] !== "delete") {
+    throw bad("log.cleanup.policy", r.source("log.cleanup.policy"), "only \"delete\" is supported (compaction is not built)");
+  }
+  const flushMs = r.number("log.flush.interval.ms");
+  const retention = retentionMs(r);
+  if (retention === 0) throw bad("log.retention.ms", r.source("log.retention.ms"), "must be -1 (unlimited) or at least 1");
+  return Object.freeze({
+    ...DEFAULT_TOPIC_CONFIG,
+    retentionMs: retention,
+    retentionBytes: r.requiredNumber("log.retention.bytes"),
+    segmentBytes: r.requiredNumber("log.segment.bytes"),
+    segmentMs: r.number("log.roll.ms") ?? r.requiredNumber("log.roll.hours") * 3_600_000,
+    minInsyncReplicas: r.requiredNumber("min.insync.replicas"),
+    maxMessageBytes: r.requiredNumber("message.max.bytes"),
+    messageTimestampType: r.string("log.message.timestamp.type") as TimestampType,
+    cleanupPolicy: "delete",
+    indexIntervalBytes: r.requiredNumber("log.index.interval.bytes"),
+    segmentIndexBytes: r.requiredNumber("log.index.size.max.bytes"),
+    flushMessages: r.requiredNumber("log.flush.interval.messages"),
+    flushMs: flushMs ?? Number.MAX_SAFE_INTEGER,
+  });
+}
+
+/** Reads and checks the server configuration; see the module comment for precedence. */
+export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
+  const raw = collectProperties(sources);
+  const r = new PropertyReader(raw);
+  const unknownKeys = [...raw].filter(([key]) => !Object.hasOwn(SERVER_CONFIG_DEFS, key)).map(([key, pv]) => ({ key, source: pv.source }));
+
+  const nodeId = r.requiredNumber("node.id");
+  const processRoles = parseRoles(r);
+  const controllerListenerNames = (r.list("controller.listener.names") ?? []).map((n) => n.toUpperCase());
+
+  const listeners = (r.list("listeners") ?? []).map((t) => parseListener(t, "listeners", r.source("listeners")));
+  const clientListeners = listeners.filter((l) => !controllerListenerNames.includes(l.name));
+  if (clientListeners.length === 0) throw bad("listeners", r.source("listeners"), "has no listener for clients (every listener is a controller listener)");
+  if (clientListeners.length > 1) throw bad("listeners", r.source("listeners"), "this build serves clients on one listener; name exactly one besides the controller listeners");
+  const names = new Set<string>();
+  for (const l of listeners) {
+    if (names.has(l.name)) throw bad("listeners", r.source("listeners"), `listener name ${l.name} appears twice`);
+    names.add(l.name);
+  }
+  const advertisedRaw = r.list("advertised.listeners");
+  const advertisedListeners = advertisedRaw === undefined || advertisedRaw.length === 0
+    ? listeners
+    : advertisedRaw.map((t) => parseListener(t, "advertised.listeners", r.source("advertised.listeners")));
+  for (const a of advertisedListeners) {
+    if (!names.has(a.name)) throw bad("advertised.listeners", r.source("advertised.listeners"), `advertises listener ${a.name}, which listeners does not define`);
+  }
+
+  const voters = parseVoters(r.list("controller.quorum.voters") ?? [], r.source("controller.quorum.voters"));
+  if (voters.length > 0 && !voters.some((v) => v.id === nodeId)) {
+    throw bad("controller.quorum.voters", r.source("controller.quorum.voters"), `node.id ${nodeId} has the controller role but is not among the voters`);
+  }
+  if (voters.length > 1) {
+    throw bad("controller.quorum.voters", r.source("controller.quorum.voters"), `lists ${voters.length} voters; this build runs a single-node quorum only (the Raft quorum comes next)`);
+  }
+
+  const logDirsList = r.list("log.dirs");
+  const logDirs = (logDirsList && logDirsList.length > 0 ? logDirsList : [r.string("log.dir") as string]).map((d) => path.resolve(d));
+  if (new Set(logDirs).size !== logDirs.length) throw bad("log.dirs", r.source("log.dirs"), "names a directory twice");
+  const metadataLogDir = path.resolve(r.string("metadata.log.dir") ?? (logDirs[0] as string));
+
+  const brokerSessionTimeoutMs = r.requiredNumber("broker.session.timeout.ms");
+  const brokerHeartbeatIntervalMs = r.requiredNumber("broker.heartbeat.interval.ms");
+  if (brokerHeartbeatIntervalMs >= brokerSessionTimeoutMs) {
+    throw bad("broker.heartbeat.interval.ms", r.source("broker.heartbeat.interval.ms") ?? { value: String(brokerHeartbeatIntervalMs), source: "default" }, `must be below broker.session.timeout.ms (${brokerSessionTimeoutMs})`);
+  }
+  const defaults = topicDefaults(r);
+  const fetchMaxBytes = r.requiredNumber("fetch.max.bytes");
+  const clusterId = r.string("cluster.id") ?? null;
+  if (clusterId !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(clusterId)) {
+    throw bad("cluster.id", r.source("cluster.id"), "must be 1 to 64 characters of letters, digits, '_' and '-'");
+  }
+
+  return Object.freeze({
+    nodeId,
+    processRoles,
+    controllerQuorumVoters: voters,
+    controllerListenerNames,
+    listeners,
+    advertisedListeners,
+    logDirs,
+    metadataLogDir,
+    numPartitions: r.requiredNumber("num.partitions"),
+    defaultReplicationFactor: r.requiredNumber("default.replication.factor"),
+    autoCreateTopicsEnable: r.boolean("auto.create.topics.enable"),
+    logRetentionCheckIntervalMs: r.requiredNumber("log.retention.check.interval.ms"),
+    fetchMaxBytes,
+    brokerSessionTimeoutMs,
+    brokerHeartbeatIntervalMs,
+    replicaLagTimeMaxMs: r.requiredNumber("replica.lag.time.max.ms"),
+    brokerRack: r.string("broker.rack") ?? null,
+    clusterId,
+    topicDefaults: defaults,
+    unknownKeys,
+  });
+}
+
+/** The listener the broker serves clients on (the one not named in controller.listener.names). */
+export function clientListener(config: ServerConfig): Listener {
+  const l = config.listeners.find((x) => !config.controllerListenerNames.includes(x.name));
+  if (!l) throw new FlotillaError("INVALID_CONFIG", "listeners has no listener for clients");
+  return l;
+}
+
+/**
+ * The host to advertise for a listener: its advertised host, else its own; an empty or
+ * wildcard host advertises this machine's host name (Kafka uses the canonical host name).
+ */
+export function advertisedHost(host: string): string {
+  return host === "" || host === "0.0.0.0" || host === "::" ? os.hostname() : host;
+}
