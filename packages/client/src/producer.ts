@@ -244,8 +244,13 @@ export class Producer {
     return results;
   }
 
-  /** Sends every queued record now, ignoring linger.ms, and waits until each is settled. */
+  /**
+   * Sends every record of the send() calls made before it now, ignoring linger.ms, and
+   * waits until each is settled (acknowledged or failed).
+   */
   async flush(): Promise<void> {
+    // Calls still looking up metadata have not queued their records yet: wait for them.
+    await this.appendTail;
     const pending = [...this.incomplete.values()];
     if (pending.length === 0) return;
     this.flushes++;
