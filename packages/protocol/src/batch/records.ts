@@ -1,0 +1,453 @@
+import { AssertionError, FlotillaError, assert } from "@flotilla/common";
+import { ByteCursor, sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong } from "../varint.js";
+import { compress, compressionCode, compressionFromCode, decompress, type Compression, type DecompressOptions } from "./compression.js";
+import {
+  ATTR_COMPRESSION_MASK,
+  ATTR_CONTROL,
+  ATTR_TIMESTAMP_TYPE,
+  ATTR_TRANSACTIONAL,
+  BATCH_HEADER_BYTES,
+  LOG_OVERHEAD,
+  MAGIC_V2,
+  OFF_ATTRIBUTES,
+  OFF_BASE_OFFSET,
+  OFF_BASE_SEQUENCE,
+  OFF_BASE_TIMESTAMP,
+  OFF_BATCH_LENGTH,
+  OFF_LAST_OFFSET_DELTA,
+  OFF_LEADER_EPOCH,
+  OFF_MAGIC,
+  OFF_MAX_TIMESTAMP,
+  OFF_PRODUCER_EPOCH,
+  OFF_PRODUCER_ID,
+  OFF_RECORD_COUNT,
+  batchSizeAt,
+  readBatchHeader,
+  validateBatchAt,
+  writeBatchCrc,
+  type BatchHeader,
+} from "./header.js";
+
+export type { Compression } from "./compression.js";
+
+/**
+ * The records of a Kafka RecordBatch v2 (Kafka protocol guide, "Record" and "Record
+ * Header"; the 61-byte batch header is documented in header.ts). After the header come
+ * `recordCount` records, back to back, compressed as one block when attributes bits 0-2
+ * say so. Each record:
+ *
+ *   length          varint   bytes of the record after this field
+ *   attributes      int8     unused, 0
+ *   timestampDelta  varlong  timestamp - batch baseTimestamp (may be negative)
+ *   offsetDelta     varint   offset - batch baseOffset (0, 1, 2, ... as written by a producer)
+ *   keyLength       varint   -1 for a null key
+ *   key             bytes
+ *   valueLength     varint   -1 for a null value
+ *   value           bytes
+ *   headerCount     varint
+ *   headers, each:
+ *     headerKeyLength    varint  (never null)
+ *     headerKey          UTF-8 bytes
+ *     headerValueLength  varint  -1 for a null value
+ *     headerValue        bytes
+ *
+ * Varints and varlongs are zig-zag encoded (see varint.ts). The smallest record is 7 bytes
+ * (a 1-byte length and six 1-byte fields), which bounds how many records a section can hold.
+ *
+ * Timestamps: in a CreateTime batch a record's timestamp is baseTimestamp + timestampDelta
+ * and maxTimestamp is the largest of them. In a LogAppendTime batch (attributes bit 3) the
+ * broker has stamped maxTimestamp with its append time, and readers report that as every
+ * record's timestamp (Kafka's DefaultRecordBatch does the same), whatever the deltas say.
+ */
+
+export type TimestampType = "create" | "log-append";
+
+export interface RecordHeader {
+  key: string;
+  value: Buffer | null;
+}
+
+export interface ProducerRecord {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: RecordHeader[];
+  /** Milliseconds since the epoch. Default: `EncodeBatchOptions.nowMs`, else -1 (Kafka's NO_TIMESTAMP). */
+  timestamp?: number;
+}
+
+export interface EncodeBatchOptions {
+  compression?: Compression;
+  /** Default 0; the broker assigns the real one on append. */
+  baseOffset?: number;
+  /** Default -1 (Kafka's NO_PARTITION_LEADER_EPOCH); the leader sets it on append. */
+  partitionLeaderEpoch?: number;
+  /** Default -1 (not idempotent). */
+  producerId?: number;
+  /** Default -1. */
+  producerEpoch?: number;
+  /** Sequence number of the first record; default -1. */
+  baseSequence?: number;
+  /**
+   * Default "create". "log-append" stamps every record with `nowMs` (required then) as
+   * Kafka's MemoryRecordsBuilder does for LogAppendTime, and sets attributes bit 3.
+   */
+  timestampType?: TimestampType;
+  transactional?: boolean;
+  /** A control batch (transaction markers); attributes bit 5. Default false. */
+  isControl?: boolean;
+  /** Default timestamp for records without one; with "log-append", the append time. */
+  nowMs?: number;
+}
+
+export interface DecodedRecord {
+  offset: number;
+  timestamp: number;
+  /** A view into the decoded buffer (the input for uncompressed batches): copy it to keep it past the buffer's life or to change it. */
+  key: Buffer | null;
+  /** A view, like `key`. */
+  value: Buffer | null;
+  headers: RecordHeader[];
+}
+
+export interface DecodedBatch {
+  header: BatchHeader;
+  compression: Compression;
+  timestampType: TimestampType;
+  isControl: boolean;
+  records: DecodedRecord[];
+}
+
+export interface DecodeBatchOptions extends DecompressOptions {
+  /** Check the CRC32C of the batch. Default true. */
+  verifyCrc?: boolean;
+}
+
+export interface DecodeBatchesOptions extends DecodeBatchOptions {
+  /** Ignore a last batch cut short by the end of the buffer (as a fetch response may end). Default false. */
+  allowPartialTail?: boolean;
+}
+
+/** Kafka's RecordBatch.NO_TIMESTAMP. */
+export const NO_TIMESTAMP = -1;
+/** Fewest bytes a record can take: see the layout above. */
+export const RECORD_BYTES_MIN = 7;
+/** Fewest bytes a record body (after its length) can take. */
+const RECORD_BODY_BYTES_MIN = 6;
+const INT32_MAX = 2 ** 31 - 1;
+
+/** The codec in attributes bits 0-2; CORRUPT_MESSAGE for the undefined codes 5-7. */
+export function compressionFromAttributes(attributes: number): Compression {
+  return compressionFromCode(attributes & ATTR_COMPRESSION_MASK);
+}
+
+function isInt(value: number, min: number, max: number): boolean {
+  return Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+/** Writes a signed 64-bit big-endian integer from a safe integer without going through BigInt. */
+function writeInt64BE(buf: Buffer, pos: number, value: number): void {
+  const hi = Math.floor(value / 2 ** 32);
+  buf.writeInt32BE(hi, pos);
+  buf.writeUInt32BE(value - hi * 2 ** 32, pos + 4);
+}
+
+/**
+ * Encodes `records` as one RecordBatch v2 with offsets deltas 0..n-1, compressing the records
+ * section when asked and computing the CRC32C. Sizes are computed first and the records
+ * are written into one preallocated buffer. Throws MESSAGE_TOO_LARGE when the batch would
+ * not fit Kafka's int32 length; other bad arguments are programmer errors (assert).
+ */
+export function encodeBatch(records: readonly ProducerRecord[], options: EncodeBatchOptions = {}): Buffer {
+  const count = records.length;
+  assert(count > 0, "encodeBatch needs at least one record (Kafka batches carry lastOffsetDelta = count - 1)");
+  const compression = options.compression ?? "none";
+  const timestampType = options.timestampType ?? "create";
+  const baseOffset = options.baseOffset ?? 0;
+  const partitionLeaderEpoch = options.partitionLeaderEpoch ?? -1;
+  const producerId = options.producerId ?? -1;
+  const producerEpoch = options.producerEpoch ?? -1;
+  const baseSequence = options.baseSequence ?? -1;
+  const nowMs = options.nowMs;
+  assert(isInt(baseOffset, 0, Number.MAX_SAFE_INTEGER), () => `baseOffset ${baseOffset} is not a non-negative safe integer`);
+  assert(isInt(partitionLeaderEpoch, -(2 ** 31), INT32_MAX), () => `partitionLeaderEpoch ${partitionLeaderEpoch} is not an int32`);
+  assert(isInt(producerId, -1, Number.MAX_SAFE_INTEGER), () => `producerId ${producerId} is not -1 or a non-negative safe integer`);
+  assert(isInt(producerEpoch, -(2 ** 15), 2 ** 15 - 1), () => `producerEpoch ${producerEpoch} is not an int16`);
+  assert(isInt(baseSequence, -(2 ** 31), INT32_MAX), () => `baseSequence ${baseSequence} is not an int32`);
+  assert(nowMs === undefined || Number.isSafeInteger(nowMs), () => `nowMs ${nowMs} is not a safe integer`);
+  assert(timestampType === "create" || nowMs !== undefined, "timestampType log-append needs nowMs, the append time");
+  assert(count <= INT32_MAX, "too many records for one batch");
+
+  // Pass 1: timestamps, then every record's size. bodyBytes[i] is the record after its length field.
+  const logAppend = timestampType === "log-append";
+  const defaultTimestamp = nowMs ?? NO_TIMESTAMP;
+  const first = records[0]!;
+  const baseTimestamp = logAppend ? nowMs! : (first.timestamp ?? defaultTimestamp);
+  let maxTimestamp = baseTimestamp;
+  const bodyBytes = new Array<number>(count);
+  let recordsBytes = 0;
+  for (let i = 0; i < count; i++) {
+    const r = records[i]!;
+    const timestamp = logAppend ? nowMs! : (r.timestamp ?? defaultTimestamp);
+    if (!Number.isSafeInteger(timestamp)) throw new AssertionError(`record ${i} has timestamp ${timestamp}, not a safe integer`);
+    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+    let body = 1 + sizeOfVarlong(timestamp - baseTimestamp) + sizeOfVarint(i);
+    body += r.key === null ? 1 : sizeOfVarint(r.key.length) + r.key.length;
+    body += r.value === null ? 1 : sizeOfVarint(r.value.length) + r.value.length;
+    const headers = r.headers;
+    if (headers === undefined || headers.length === 0) {
+      body += 1;
+    } else {
+      body += sizeOfVarint(headers.length);
+      for (let h = 0; h < headers.length; h++) {
+        const header = headers[h]!;
+        const keyBytes = Buffer.byteLength(header.key, "utf8");
+        body += sizeOfVarint(keyBytes) + keyBytes;
+        body += header.value === null ? 1 : sizeOfVarint(header.value.length) + header.value.length;
+      }
+    }
+    if (body > INT32_MAX) throw new FlotillaError("MESSAGE_TOO_LARGE", `record ${i} takes ${body} bytes, more than a record length (int32) can say`);
+    bodyBytes[i] = body;
+    recordsBytes += sizeOfVarint(body) + body;
+  }
+  if (recordsBytes > INT32_MAX - BATCH_HEADER_BYTES) {
+    throw new FlotillaError("MESSAGE_TOO_LARGE", `${count} records take ${recordsBytes} bytes, more than a batch length (int32) can say`);
+  }
+
+  // Pass 2: write the records, either straight after the header or into a scratch buffer to compress.
+  const uncompressed = compression === "none";
+  const recordsBuf = Buffer.allocUnsafe(uncompressed ? BATCH_HEADER_BYTES + recordsBytes : recordsBytes);
+  let pos = uncompressed ? BATCH_HEADER_BYTES : 0;
+  for (let i = 0; i < count; i++) {
+    const r = records[i]!;
+    const timestamp = logAppend ? nowMs! : (r.timestamp ?? defaultTimestamp);
+    pos = writeVarint(recordsBuf, pos, bodyBytes[i]!);
+    recordsBuf[pos++] = 0; // attributes
+    pos = writeVarlong(recordsBuf, pos, timestamp - baseTimestamp);
+    pos = writeVarint(recordsBuf, pos, i);
+    pos = writeBytes(recordsBuf, pos, r.key);
+    pos = writeBytes(recordsBuf, pos, r.value);
+    const headers = r.headers;
+    if (headers === undefined || headers.length === 0) {
+      recordsBuf[pos++] = 0;
+    } else {
+      pos = writeVarint(recordsBuf, pos, headers.length);
+      for (let h = 0; h < headers.length; h++) {
+        const header = headers[h]!;
+        const keyBytes = Buffer.byteLength(header.key, "utf8");
+        pos = writeVarint(recordsBuf, pos, keyBytes);
+        pos += recordsBuf.write(header.key, pos, keyBytes, "utf8");
+        pos = writeBytes(recordsBuf, pos, header.value);
+      }
+    }
+  }
+  assert(pos === recordsBuf.length, () => `encodeBatch wrote ${pos} bytes but sized ${recordsBuf.length}`);
+
+  let buf: Buffer;
+  if (uncompressed) {
+    buf = recordsBuf;
+  } else {
+    const compressed = compress(compression, recordsBuf);
+    if (compressed.length > INT32_MAX - BATCH_HEADER_BYTES) throw new FlotillaError("MESSAGE_TOO_LARGE", `compressed records take ${compressed.length} bytes`);
+    buf = Buffer.allocUnsafe(BATCH_HEADER_BYTES + compressed.length);
+    buf.set(compressed, BATCH_HEADER_BYTES);
+  }
+
+  let attributes = compressionCode(compression);
+  if (logAppend) attributes |= ATTR_TIMESTAMP_TYPE;
+  if (options.transactional) attributes |= ATTR_TRANSACTIONAL;
+  if (options.isControl) attributes |= ATTR_CONTROL;
+  writeInt64BE(buf, OFF_BASE_OFFSET, baseOffset);
+  buf.writeInt32BE(buf.length - LOG_OVERHEAD, OFF_BATCH_LENGTH);
+  buf.writeInt32BE(partitionLeaderEpoch, OFF_LEADER_EPOCH);
+  buf.writeInt8(MAGIC_V2, OFF_MAGIC);
+  buf.writeInt16BE(attributes, OFF_ATTRIBUTES);
+  buf.writeInt32BE(count - 1, OFF_LAST_OFFSET_DELTA);
+  writeInt64BE(buf, OFF_BASE_TIMESTAMP, baseTimestamp);
+  writeInt64BE(buf, OFF_MAX_TIMESTAMP, maxTimestamp);
+  writeInt64BE(buf, OFF_PRODUCER_ID, producerId);
+  buf.writeInt16BE(producerEpoch, OFF_PRODUCER_EPOCH);
+  buf.writeInt32BE(baseSequence, OFF_BASE_SEQUENCE);
+  buf.writeInt32BE(count, OFF_RECORD_COUNT);
+  writeBatchCrc(buf, 0, buf.length); // last: the CRC covers attributes .. end
+  return buf;
+}
+
+function writeBytes(buf: Buffer, pos: number, bytes: Uint8Array | null): number {
+  if (bytes === null) {
+    buf[pos] = 1; // zig-zag(-1)
+    return pos + 1;
+  }
+  pos = writeVarint(buf, pos, bytes.length);
+  buf.set(bytes, pos);
+  return pos + bytes.length;
+}
+
+/**
+ * Checks the frame of the batch at `pos` as validateBatchAt does, except the CRC: whole,
+ * magic 2, a sane length.
+ */
+function checkBatchFrame(buf: Buffer, pos: number): { header: BatchHeader; size: number } {
+  const remaining = buf.length - pos;
+  if (remaining < BATCH_HEADER_BYTES) {
+    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} has ${remaining} bytes, fewer than the ${BATCH_HEADER_BYTES}-byte header`);
+  }
+  const header = readBatchHeader(buf, pos);
+  if (header.magic !== MAGIC_V2) {
+    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has magic ${header.magic}; only magic 2 (RecordBatch v2) is supported`);
+  }
+  if (header.batchLength < BATCH_HEADER_BYTES - LOG_OVERHEAD) {
+    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} declares length ${header.batchLength}, shorter than its header`);
+  }
+  const size = LOG_OVERHEAD + header.batchLength;
+  if (size > remaining) {
+    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} declares ${size} bytes but only ${remaining} are present`);
+  }
+  if (header.lastOffsetDelta < 0 || header.recordCount < 0) {
+    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has a negative lastOffsetDelta or recordCount`);
+  }
+  return { header, size };
+}
+
+/**
+ * Decodes the batch at `pos`: checks its frame and (by default) CRC, decompresses the
+ * records within `decompressedBytesMax`, and reads every record. Keys, values and header
+ * values are views into `buf` (uncompressed) or into the decompressed buffer: nothing is
+ * copied. Any inconsistency is a CORRUPT_MESSAGE naming the field and byte (positions in
+ * `buf`, or in the decompressed records for compressed batches); a batch cut short by the
+ * end of `buf` is BATCH_TRUNCATED.
+ */
+export function decodeBatch(buf: Buffer, pos = 0, options: DecodeBatchOptions = {}): DecodedBatch {
+  const { header, size } = (options.verifyCrc ?? true) ? validateBatchAt(buf, pos) : checkBatchFrame(buf, pos);
+  const where = `record batch at byte ${pos}`;
+  let compression: Compression;
+  try {
+    compression = compressionFromAttributes(header.attributes);
+  } catch (err) {
+    throw withContext(err, where);
+  }
+  const timestampType: TimestampType = (header.attributes & ATTR_TIMESTAMP_TYPE) !== 0 ? "log-append" : "create";
+  const isControl = (header.attributes & ATTR_CONTROL) !== 0;
+
+  let cursor: ByteCursor;
+  if (compression === "none") {
+    cursor = new ByteCursor(buf, pos + BATCH_HEADER_BYTES, pos + size, where);
+  } else {
+    let data: Buffer;
+    try {
+      data = decompress(compression, buf.subarray(pos + BATCH_HEADER_BYTES, pos + size), options);
+    } catch (err) {
+      throw withContext(err, where);
+    }
+    cursor = new ByteCursor(data, 0, data.length, `${where} (${compression}-decompressed records)`);
+  }
+
+  const count = header.recordCount;
+  if (count > cursor.remaining / RECORD_BYTES_MIN) {
+    cursor.fail(`record count ${count} cannot fit in the ${cursor.remaining}-byte records section (a record takes at least ${RECORD_BYTES_MIN} bytes)`);
+  }
+  const records = new Array<DecodedRecord>(count);
+  const sectionEnd = cursor.end;
+  const logAppendTime = timestampType === "log-append" ? header.maxTimestamp : undefined;
+  for (let i = 0; i < count; i++) {
+    if (cursor.pos >= sectionEnd) cursor.fail(`record count mismatch: batch declares ${count} records but the records section ends after ${i}`);
+    records[i] = readRecord(cursor, i, sectionEnd, header, logAppendTime);
+  }
+  if (cursor.pos !== sectionEnd) {
+    cursor.fail(`record count mismatch: ${sectionEnd - cursor.pos} bytes remain after the ${count} records the batch declares`);
+  }
+  return { header, compression, timestampType, isControl, records };
+}
+
+/** The same coded error with `where` put in front of its detail. */
+function withContext(err: unknown, where: string): unknown {
+  if (!(err instanceof FlotillaError)) return err;
+  const prefix = `${err.errorName}: `;
+  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+  return new FlotillaError(err.errorName, `${where}: ${detail}`, { cause: err });
+}
+
+function readRecord(cursor: ByteCursor, index: number, sectionEnd: number, header: BatchHeader, logAppendTime: number | undefined): DecodedRecord {
+  const start = cursor.pos;
+  const length = cursor.readVarint(`length of record ${index}`);
+  if (length < RECORD_BODY_BYTES_MIN) cursor.fail(`record ${index} declares length ${length}, less than the ${RECORD_BODY_BYTES_MIN} bytes of its fields`, start);
+  const recordEnd = cursor.pos + length;
+  if (recordEnd > sectionEnd) cursor.fail(`truncated record ${index}: declares ${length} bytes but ${sectionEnd - cursor.pos} remain`, start);
+  // Bound every field read by the record's own end, so a bad field cannot eat the next record.
+  cursor.end = recordEnd;
+  cursor.readInt8(`attributes of record ${index}`);
+  const timestampDelta = cursor.readVarlong(`timestampDelta of record ${index}`);
+  const offsetDelta = cursor.readVarint(`offsetDelta of record ${index}`);
+  const key = readNullableBytes(cursor, `key of record ${index}`);
+  const value = readNullableBytes(cursor, `value of record ${index}`);
+  const headerCount = cursor.readVarint(`header count of record ${index}`);
+  if (headerCount < 0) cursor.fail(`record ${index} has a negative header count ${headerCount}`);
+  // A header takes at least 2 bytes (two 1-byte lengths).
+  if (headerCount > cursor.remaining / 2) cursor.fail(`record ${index} declares ${headerCount} headers, more than its remaining ${cursor.remaining} bytes can hold`);
+  const headers = new Array<RecordHeader>(headerCount);
+  for (let h = 0; h < headerCount; h++) {
+    const keyLength = cursor.readVarint(`key length of header ${h} of record ${index}`);
+    if (keyLength < 0) cursor.fail(`header ${h} of record ${index} has a negative key length ${keyLength}`);
+    const headerKey = cursor.readUtf8(keyLength, `key of header ${h} of record ${index}`);
+    headers[h] = { key: headerKey, value: readNullableBytes(cursor, `value of header ${h} of record ${index}`) };
+  }
+  if (cursor.pos !== recordEnd) cursor.fail(`record ${index} declares length ${length} but its fields end ${recordEnd - cursor.pos} bytes early`, start);
+  cursor.end = sectionEnd;
+  return {
+    offset: header.baseOffset + offsetDelta,
+    timestamp: logAppendTime ?? header.baseTimestamp + timestampDelta,
+    key,
+    value,
+    headers,
+  };
+}
+
+function readNullableBytes(cursor: ByteCursor, field: string): Buffer | null {
+  const at = cursor.pos;
+  const length = cursor.readVarint(`length of ${field}`);
+  if (length === -1) return null;
+  if (length < -1) cursor.fail(`${field} has length ${length}; only -1 (null) may be negative`, at);
+  return cursor.readBytes(length, field);
+}
+
+/**
+ * Decodes back-to-back batches filling `buf`. With `allowPartialTail`, a last batch cut
+ * short by the end of the buffer (fewer bytes than its header or its declared length) is
+ * left out, as Kafka clients do with fetch responses; without it, that is BATCH_TRUNCATED.
+ */
+export function decodeBatches(buf: Buffer, options: DecodeBatchesOptions = {}): DecodedBatch[] {
+  const out: DecodedBatch[] = [];
+  let pos = 0;
+  // Each turn advances by a whole batch (at least 61 bytes) or stops, so this ends.
+  while (pos < buf.length) {
+    const remaining = buf.length - pos;
+    if (options.allowPartialTail) {
+      if (remaining < BATCH_HEADER_BYTES) break;
+      const size = batchSizeAt(buf, pos);
+      if (size > remaining) break;
+    }
+    const batch = decodeBatch(buf, pos, options);
+    out.push(batch);
+    pos += LOG_OVERHEAD + batch.header.batchLength;
+  }
+  return out;
+}
+
+/**
+ * Turns the batch at `pos` into a LogAppendTime batch stamped `timestampMs`, as a broker does
+ * for topics with message.timestamp.type=LogAppendTime: sets attributes bit 3 and
+ * maxTimestamp, and recomputes the CRC (both fields are inside the CRC'd range). Record
+ * deltas are left alone; readers take maxTimestamp as every record's timestamp.
+ */
+export function setLogAppendTime(buf: Buffer, pos: number, timestampMs: number): void {
+  assert(Number.isSafeInteger(timestampMs), () => `timestampMs ${timestampMs} is not a safe integer`);
+  const remaining = buf.length - pos;
+  if (remaining < BATCH_HEADER_BYTES) {
+    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} has ${remaining} bytes, fewer than the ${BATCH_HEADER_BYTES}-byte header`);
+  }
+  const size = batchSizeAt(buf, pos);
+  if (size < BATCH_HEADER_BYTES) throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} declares ${size} bytes, fewer than its header`);
+  if (size > remaining) throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} declares ${size} bytes but only ${remaining} are present`);
+  buf.writeInt16BE(buf.readInt16BE(pos + OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE, pos + OFF_ATTRIBUTES);
+  writeInt64BE(buf, pos + OFF_MAX_TIMESTAMP, timestampMs);
+  writeBatchCrc(buf, pos, size);
+}
