@@ -1,7 +1,6 @@
 import path from "node:path";
 import { Command } from "commander";
 import { createLogger } from "@flotilla/common/logger";
-import { loadServerConfig, startNode } from "@flotilla/broker";
 import { parseKeyValues } from "../format.js";
 import { writeOut, type CliIo } from "../io.js";
 
@@ -17,6 +16,9 @@ async function runNode(
   io: CliIo,
   options: { configFile: string | undefined; overrides: Record<string, string>; onReady: (node: { address: string; port: number }) => Promise<void> },
 ): Promise<void> {
+  // Loaded here, not at the top: client commands (produce, consume, ...) then start without
+  // loading the broker, controller and storage code.
+  const { loadServerConfig, startNode } = await import("@flotilla/broker");
   const logger = createLogger("flotilla-server", { level: io.env.FLOTILLA_LOG_LEVEL ?? "info" });
   const config = loadServerConfig({ file: options.configFile, env: io.env, overrides: options.overrides });
   const node = await startNode(config, { logger });
@@ -60,6 +62,11 @@ export function localDefaults(cwd: string): Record<string, string> {
   };
 }
 
+/** The environment variable that sets a property (log.dirs -> FLOTILLA_LOG_DIRS), as the broker's config loader reads it. */
+function envVariableOf(key: string): string {
+  return `FLOTILLA_${key.toUpperCase().replaceAll(".", "_").replaceAll("-", "_")}`;
+}
+
 /** What `flotilla start` prints once the node is up. */
 export function startBanner(address: string): string {
   const bs = address === "127.0.0.1:9092" ? "" : ` --bootstrap-server ${address}`;
@@ -87,9 +94,11 @@ export function startCommand(io: CliIo): Command {
     .description("run a local node on 127.0.0.1:9092 with data in ./data")
     .option("--override <key=value>", "change a property of the local node, repeatable", collect, [])
     .action(async (opts: { override: string[] }) => {
+      // The local defaults sit below the environment: FLOTILLA_LISTENERS=... still wins.
+      const defaults = Object.fromEntries(Object.entries(localDefaults(io.cwd)).filter(([key]) => io.env[envVariableOf(key)] === undefined));
       await runNode(io, {
         configFile: undefined,
-        overrides: { ...localDefaults(io.cwd), ...parseKeyValues(opts.override, "--override") },
+        overrides: { ...defaults, ...parseKeyValues(opts.override, "--override") },
         onReady: (node) => writeOut(io.stdout, startBanner(node.address)),
       });
     });
