@@ -86,10 +86,18 @@ export function writeVarlong(buf: Uint8Array, pos: number, value: number): numbe
  * length or a truncated field is a CORRUPT_MESSAGE naming the field and its byte position,
  * never a read past the end. `context` names what is being read ("record batch at byte 0")
  * and `base` is subtracted from positions in messages (0 reports absolute positions).
+ *
+ * Field names are constants and `recordIndex` / `headerIndex` say where the reader is; the
+ * full label ("key of header 0 of record 3") is only built when something fails, because
+ * building it for every field of every record would cost more than reading the field.
  */
 export class ByteCursor {
   pos: number;
   end: number;
+  /** The record being read, for error messages; -1 when none. */
+  recordIndex = -1;
+  /** The header being read within that record; -1 when none. */
+  headerIndex = -1;
 
   constructor(
     readonly buf: Buffer,
@@ -107,12 +115,19 @@ export class ByteCursor {
     return this.end - this.pos;
   }
 
+  /** `field` named with the record and header being read, e.g. "key of header 0 of record 3". */
+  label(field: string): string {
+    if (this.recordIndex < 0) return field;
+    if (this.headerIndex < 0) return `${field} of record ${this.recordIndex}`;
+    return `${field} of header ${this.headerIndex} of record ${this.recordIndex}`;
+  }
+
   fail(detail: string, at = this.pos): never {
     throw new FlotillaError("CORRUPT_MESSAGE", `${this.context}: ${detail} at byte ${at - this.base}`);
   }
 
   readInt8(field: string): number {
-    if (this.pos >= this.end) this.fail(`truncated ${field}`);
+    if (this.pos >= this.end) this.fail(`truncated ${this.label(field)}`);
     const v = this.buf[this.pos++]!;
     return v > 127 ? v - 256 : v;
   }
@@ -123,11 +138,11 @@ export class ByteCursor {
     const buf = this.buf;
     let u = 0;
     for (let i = 0; i < VARINT_BYTES_MAX; i++) {
-      if (this.pos >= this.end) this.fail(`truncated varint ${field}`, start);
+      if (this.pos >= this.end) this.fail(`truncated varint ${this.label(field)}`, start);
       const b = buf[this.pos++]!;
       if (i === VARINT_BYTES_MAX - 1) {
         // The 5th byte holds bits 28..31: only its low 4 bits may be set.
-        if (b > 0x0f) this.fail(`bad varint ${field}: longer than 5 bytes or wider than 32 bits`, start);
+        if (b > 0x0f) this.fail(`bad varint ${this.label(field)}: longer than 5 bytes or wider than 32 bits`, start);
         u |= b << 28;
       } else {
         u |= (b & 0x7f) << (7 * i);
@@ -144,8 +159,8 @@ export class ByteCursor {
     let u = 0;
     let scale = 1;
     for (let i = 0; ; i++) {
-      if (i === VARLONG_BYTES_MAX) this.fail(`bad varlong ${field}: longer than 10 bytes`, start);
-      if (this.pos >= this.end) this.fail(`truncated varlong ${field}`, start);
+      if (i === VARLONG_BYTES_MAX) this.fail(`bad varlong ${this.label(field)}: longer than 10 bytes`, start);
+      if (this.pos >= this.end) this.fail(`truncated varlong ${this.label(field)}`, start);
       const b = buf[this.pos++]!;
       u += (b & 0x7f) * scale;
       if (b < 0x80) break;
@@ -153,20 +168,20 @@ export class ByteCursor {
     }
     // Every partial sum below 2^53 is exact, and rounding is monotonic, so u < 2^53 means the
     // value was read exactly; anything larger may have been rounded.
-    if (u >= 2 ** 53) this.fail(`varlong ${field} has magnitude above 2^52, which this decoder does not support`, start);
+    if (u >= 2 ** 53) this.fail(`varlong ${this.label(field)} has magnitude above 2^52, which this decoder does not support`, start);
     return u % 2 === 1 ? -(u + 1) / 2 : u / 2;
   }
 
   /** `length` bytes as a view into the buffer (no copy). */
   readBytes(length: number, field: string): Buffer {
-    if (length > this.end - this.pos) this.fail(`truncated ${field}: needs ${length} bytes but ${this.end - this.pos} remain`);
+    if (length > this.end - this.pos) this.fail(`truncated ${this.label(field)}: needs ${length} bytes but ${this.end - this.pos} remain`);
     const start = this.pos;
     this.pos += length;
     return this.buf.subarray(start, this.pos);
   }
 
   readUtf8(length: number, field: string): string {
-    if (length > this.end - this.pos) this.fail(`truncated ${field}: needs ${length} bytes but ${this.end - this.pos} remain`);
+    if (length > this.end - this.pos) this.fail(`truncated ${this.label(field)}: needs ${length} bytes but ${this.end - this.pos} remain`);
     const start = this.pos;
     this.pos += length;
     return this.buf.toString("utf8", start, this.pos);

@@ -502,6 +502,13 @@ describe("error messages name what is wrong and where", () => {
     expect(message(edited(one, (x) => void (x[BATCH_HEADER_BYTES] = 0x04)))).toMatch(/record 0 declares length 2, less than the 6 bytes of its fields at byte 61/);
   });
 
+  it("a bad header names the header and the record", () => {
+    const withHeaders = encodeBatch([{ key: null, value: null }, { key: null, value: null, headers: [{ key: "a", value: b("1") }, { key: "b", value: b("2") }] }]);
+    // The batch ends with header 1 of record 1: key length, "b", value length (2nd byte from the end), "2".
+    const bad = edited(withHeaders, (x) => void (x[x.length - 2] = 0x04)); // value length 1 -> 2
+    expect(message(bad)).toMatch(/truncated value of header 1 of record 1: needs 2 bytes but 1 remain at byte \d+$/);
+  });
+
   it("magic other than 2, and a declared length shorter than the header", () => {
     expect(message(edited(one, (x) => void (x[16] = 1)))).toMatch(/has magic 1; only magic 2/);
     const short = Buffer.from(one);

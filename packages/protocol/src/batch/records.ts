@@ -317,6 +317,7 @@ function checkBatchFrame(buf: Buffer, pos: number): { header: BatchHeader; size:
  * end of `buf` is BATCH_TRUNCATED.
  */
 export function decodeBatch(buf: Buffer, pos = 0, options: DecodeBatchOptions = {}): DecodedBatch {
+  assert(Number.isInteger(pos) && pos >= 0 && pos <= buf.length, "decodeBatch position outside the buffer");
   const { header, size } = (options.verifyCrc ?? true) ? validateBatchAt(buf, pos) : checkBatchFrame(buf, pos);
   const where = `record batch at byte ${pos}`;
   let compression: Compression;
@@ -368,28 +369,32 @@ function withContext(err: unknown, where: string): unknown {
 
 function readRecord(cursor: ByteCursor, index: number, sectionEnd: number, header: BatchHeader, logAppendTime: number | undefined): DecodedRecord {
   const start = cursor.pos;
-  const length = cursor.readVarint(`length of record ${index}`);
+  cursor.recordIndex = index;
+  cursor.headerIndex = -1;
+  const length = cursor.readVarint("length");
   if (length < RECORD_BODY_BYTES_MIN) cursor.fail(`record ${index} declares length ${length}, less than the ${RECORD_BODY_BYTES_MIN} bytes of its fields`, start);
   const recordEnd = cursor.pos + length;
   if (recordEnd > sectionEnd) cursor.fail(`truncated record ${index}: declares ${length} bytes but ${sectionEnd - cursor.pos} remain`, start);
   // Bound every field read by the record's own end, so a bad field cannot eat the next record.
   cursor.end = recordEnd;
-  cursor.readInt8(`attributes of record ${index}`);
-  const timestampDelta = cursor.readVarlong(`timestampDelta of record ${index}`);
-  const offsetDelta = cursor.readVarint(`offsetDelta of record ${index}`);
-  const key = readNullableBytes(cursor, `key of record ${index}`);
-  const value = readNullableBytes(cursor, `value of record ${index}`);
-  const headerCount = cursor.readVarint(`header count of record ${index}`);
+  cursor.readInt8("attributes");
+  const timestampDelta = cursor.readVarlong("timestampDelta");
+  const offsetDelta = cursor.readVarint("offsetDelta");
+  const key = readNullableBytes(cursor, "key", "key length");
+  const value = readNullableBytes(cursor, "value", "value length");
+  const headerCount = cursor.readVarint("header count");
   if (headerCount < 0) cursor.fail(`record ${index} has a negative header count ${headerCount}`);
   // A header takes at least 2 bytes (two 1-byte lengths).
   if (headerCount > cursor.remaining / 2) cursor.fail(`record ${index} declares ${headerCount} headers, more than its remaining ${cursor.remaining} bytes can hold`);
   const headers = new Array<RecordHeader>(headerCount);
   for (let h = 0; h < headerCount; h++) {
-    const keyLength = cursor.readVarint(`key length of header ${h} of record ${index}`);
+    cursor.headerIndex = h;
+    const keyLength = cursor.readVarint("key length");
     if (keyLength < 0) cursor.fail(`header ${h} of record ${index} has a negative key length ${keyLength}`);
-    const headerKey = cursor.readUtf8(keyLength, `key of header ${h} of record ${index}`);
-    headers[h] = { key: headerKey, value: readNullableBytes(cursor, `value of header ${h} of record ${index}`) };
+    const headerKey = cursor.readUtf8(keyLength, "key");
+    headers[h] = { key: headerKey, value: readNullableBytes(cursor, "value", "value length") };
   }
+  cursor.headerIndex = -1;
   if (cursor.pos !== recordEnd) cursor.fail(`record ${index} declares length ${length} but its fields end ${recordEnd - cursor.pos} bytes early`, start);
   cursor.end = sectionEnd;
   return {
@@ -401,11 +406,12 @@ function readRecord(cursor: ByteCursor, index: number, sectionEnd: number, heade
   };
 }
 
-function readNullableBytes(cursor: ByteCursor, field: string): Buffer | null {
+/** Bytes with a varint length where -1 means null. `field` and `lengthField` are constant names (see ByteCursor.label). */
+function readNullableBytes(cursor: ByteCursor, field: string, lengthField: string): Buffer | null {
   const at = cursor.pos;
-  const length = cursor.readVarint(`length of ${field}`);
+  const length = cursor.readVarint(lengthField);
   if (length === -1) return null;
-  if (length < -1) cursor.fail(`${field} has length ${length}; only -1 (null) may be negative`, at);
+  if (length < -1) cursor.fail(`${cursor.label(field)} has length ${length}; only -1 (null) may be negative`, at);
   return cursor.readBytes(length, field);
 }
 
