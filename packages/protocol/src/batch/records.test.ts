@@ -32,7 +32,7 @@ function errorName(fn: () => unknown): ErrorName | "none" {
   return errorOf(fn)?.errorName ?? "none";
 }
 
-/** Applies `edit` to a copy of `batch`, then recomputes batchLength-consistent CRC so only the edit is wrong. */
+/** Applies `edit` to a copy of `batch` (it may return a shorter view), then recomputes the CRC, so only the edit is wrong. */
 function edited(batch: Buffer, edit: (buf: Buffer) => Buffer | void): Buffer {
   const copy = Buffer.from(batch);
   const out = edit(copy) ?? copy;

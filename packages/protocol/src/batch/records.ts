@@ -152,7 +152,7 @@ function writeInt64BE(buf: Buffer, pos: number, value: number): void {
 }
 
 /**
- * Encodes `records` as one RecordBatch v2 with offsets deltas 0..n-1, compressing the records
+ * Encodes `records` as one RecordBatch v2 with offset deltas 0..n-1, compressing the records
  * section when asked and computing the CRC32C. Sizes are computed first and the records
  * are written into one preallocated buffer. Throws MESSAGE_TOO_LARGE when the batch would
  * not fit Kafka's int32 length; other bad arguments are programmer errors (assert).
