@@ -156,6 +156,8 @@ export class RaftDriver {
   private hardTerm: number;
 
   private readonly proposals = new Map<number, PendingProposal>();
+  /** Highest index ever proposed here (an upper bound of the pending ones). */
+  private proposedIndexMax = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
   private waiters = new Set<Waiter>();
@@ -260,6 +262,7 @@ export class RaftDriver {
         reject(new FlotillaError("REQUEST_TIMED_OUT", `proposal at index ${index} (term ${term}) not committed within ${timeoutMs} ms; it may still commit`));
       }, timeoutMs);
       this.proposals.set(index, { term, resolve, reject, timer });
+      this.proposedIndexMax = Math.max(this.proposedIndexMax, index);
       this.schedule();
     });
   }
@@ -530,6 +533,8 @@ export class RaftDriver {
    */
   private failOverwrittenProposals(entries: readonly Entry[]): void {
     const from = entries[0]!.index;
+    // The common case on a leader: its own new entries, after every pending proposal.
+    if (from > this.proposedIndexMax || this.proposals.size === 0) return;
     for (const [index, p] of this.proposals) {
       if (index < from) continue;
       const replacement = entries[index - from];

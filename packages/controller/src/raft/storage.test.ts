@@ -6,7 +6,7 @@ import { FlotillaError } from "@flotilla/common";
 import type { Entry, HardState, Snapshot } from "@flotilla/raft";
 import { killAllProcesses, startTsProcess } from "../../../../test/helpers/processes.js";
 import { encodeEntry, encodeHardState, encodeIndexKey, encodeSnapshot } from "./codec.js";
-import type { KvBackend, RaftStorage } from "./storage.js";
+import { KvRaftStorage, type KvBackend, type RaftStorage } from "./storage.js";
 import { LevelKvBackend, openLevelRaftStorage } from "./storage-level.js";
 import { MemoryDisk, MemoryKvBackend, openMemoryRaftStorage } from "./storage-memory.js";
 
@@ -316,5 +316,30 @@ describe("LevelDB Raft storage across a real crash (SIGKILL)", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("RaftStorage fsync policy", () => {
+  it("fsyncs entries, snapshots, term and vote changes, but not a change of the commit index alone", async () => {
+    const syncs: boolean[] = [];
+    const inner = new MemoryKvBackend(new MemoryDisk());
+    const recording: KvBackend = {
+      get: (space, key) => inner.get(space, key),
+      scan: (space, range) => inner.scan(space, range),
+      write: (ops, options) => {
+        syncs.push(options.sync);
+        return inner.write(ops);
+      },
+      close: () => inner.close(),
+    };
+    const s = await KvRaftStorage.open(recording);
+    await s.persist({ entries: entries(1, 3, 1), hardState: hs(1, 1, 0) }); // entries: sync
+    await s.persist({ entries: [], hardState: hs(1, 1, 2) }); // commit only: no sync
+    await s.persist({ entries: [], hardState: hs(2, 0, 2) }); // term: sync
+    await s.persist({ entries: [], hardState: hs(2, 3, 2) }); // vote: sync
+    await s.persist({ entries: [entry(4, 2)], hardState: hs(2, 3, 3) }); // entries: sync
+    await s.persist({ snapshot: snapshot(2, 1), entries: [] }); // snapshot: sync
+    expect(syncs).toEqual([true, false, true, true, true, true]);
+    await s.close();
   });
 });

@@ -10,9 +10,14 @@
  *   "snapshot"   "current"              -> snapshot (meta and state-machine bytes)
  *
  * Durability: every write method resolves only after the backend has written its batch
- * atomically and fsynced it (LevelDB `sync: true`). A crash at any moment leaves either
- * all of a write or none of it. Writes must not overlap: the caller awaits one before
- * starting the next (the Raft driver persists one Ready at a time).
+ * atomically and fsynced it (LevelDB `sync: true`), with one exception: a write whose
+ * only change is a hard state differing from the stored one in `commit` alone is not
+ * fsynced (etcd's MustSync rule). Raft does not need the commit index to survive a crash
+ * (a restarted node learns it again from the leader), and LevelDB's log is sequential,
+ * so the next synced write makes it durable too; meanwhile a crash may bring back an
+ * older commit index, never a newer one. A crash at any moment leaves either all of a
+ * write or none of it. Writes must not overlap: the caller awaits one before starting
+ * the next (the Raft driver persists one Ready at a time).
  */
 import { assert, FlotillaError } from "@flotilla/common";
 import type { Entry, HardState, Snapshot } from "@flotilla/raft";
@@ -100,6 +105,8 @@ export interface RaftStorage {
    * Persists a Ready in ONE atomic, fsynced batch: the snapshot (with the log truncation
    * SnapshotStore.save describes), then the entries (as RaftLogStore.append), then the
    * hard state. Resolves once durable; only then may the Ready's messages be sent.
+   * (A hard state that changes only `commit`, with nothing else, is not fsynced: see the
+   * file comment.)
    */
   persist(request: PersistRequest): Promise<void>;
   /** Releases the backend. Nothing is lost by not calling it (every write is synced). */
@@ -218,7 +225,7 @@ export class KvRaftStorage implements RaftStorage {
       lastIndex: () => this.state.last,
       entries: (lo, hi) => this.readEntries(lo, hi),
       append: (entries) => this.persist({ entries }),
-      truncatePrefix: (index) => this.write(async (ops, draft) => this.planTruncatePrefix(ops, draft, index, false)),
+      truncatePrefix: (index) => this.write("fsync", async (ops, draft) => this.planTruncatePrefix(ops, draft, index, false)),
     };
     this.hardState = {
       current: () => this.state.hardState,
@@ -243,7 +250,15 @@ export class KvRaftStorage implements RaftStorage {
   }
 
   async persist(request: PersistRequest): Promise<void> {
-    await this.write(async (ops, draft) => {
+    const stored = this.state.hardState;
+    const commitOnly =
+      request.snapshot === undefined &&
+      request.entries.length === 0 &&
+      request.hardState !== undefined &&
+      stored !== undefined &&
+      request.hardState.term === stored.term &&
+      request.hardState.vote === stored.vote;
+    await this.write(commitOnly ? "no-fsync" : "fsync", async (ops, draft) => {
       if (request.snapshot) await this.planSnapshot(ops, draft, request.snapshot);
       if (request.entries.length > 0) this.planAppend(ops, draft, request.entries);
       if (request.hardState) {
@@ -271,7 +286,7 @@ export class KvRaftStorage implements RaftStorage {
    * `plan` pushes ops and edits a draft of the cached state; the ops are written in one
    * synced batch, and only then does the draft become the cached state.
    */
-  private async write(plan: (ops: KvOp[], draft: CachedState) => Promise<void>): Promise<void> {
+  private async write(durability: "fsync" | "no-fsync", plan: (ops: KvOp[], draft: CachedState) => Promise<void>): Promise<void> {
     assert(!this.closed, "raft storage used after close");
     assert(!this.writing, "raft storage writes must not overlap");
     this.writing = true;
@@ -279,7 +294,7 @@ export class KvRaftStorage implements RaftStorage {
       const ops: KvOp[] = [];
       const draft = { ...this.state };
       await plan(ops, draft);
-      if (ops.length > 0) await this.kv.write(ops, { sync: true });
+      if (ops.length > 0) await this.kv.write(ops, { sync: durability === "fsync" });
       this.state = draft;
     } finally {
       this.writing = false;

@@ -2,13 +2,16 @@
  * Raft messages between controllers over gRPC (service RaftTransport in
  * proto/flotilla/raft/v1/raft.proto).
  *
- * Outbound, each peer has a bounded queue and at most one Send call in flight; whatever
- * queued up while a call was out goes in the next batch. `send()` only enqueues, so the
- * Raft loop never waits on a slow or dead peer. When a queue is full the oldest message
- * is dropped, and a failed call drops its batch: Raft retries on its own (heartbeats,
- * append re-sends after a reject or timeout, new elections), and newer messages carry
- * newer state. After a failure the peer is retried with exponential back-off; gRPC
- * reconnects the channel underneath.
+ * Outbound, each peer has a bounded queue and one long-lived client stream. `send()`
+ * queues each message for its peer and writes what is queued as batches (all messages
+ * of one `send()` call for a peer go out together), so the Raft loop never waits for a
+ * peer: when the stream's buffer is full (a slow or stopped peer; HTTP/2 flow control)
+ * messages wait in the queue, and past `queueMessagesMax` the oldest is dropped. When
+ * the stream fails (peer down, restarted, or misaddressed) whatever was in flight is
+ * lost and a new stream is opened after an exponential back-off; gRPC reconnects the
+ * channel underneath. Raft retries on its own (heartbeats, append re-sends after a
+ * reject or timeout, new elections), and newer messages carry newer state, so dropping
+ * is always safe.
  */
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
@@ -32,13 +35,11 @@ export interface GrpcRaftTransportOptions {
   readonly logger: Logger;
   /** Messages waiting per peer; past it the oldest is dropped. Default 4096. */
   readonly queueMessagesMax?: number;
-  /** Messages per Send call. Default 512. */
+  /** Messages per batch written to the stream. Default 512. */
   readonly batchMessagesMax?: number;
-  /** Approximate bytes per Send call (one message is always allowed). Default 4 MiB. */
+  /** Approximate bytes per batch (one message is always allowed). Default 4 MiB. */
   readonly batchBytesMax?: number;
-  /** Deadline of one Send call. Default 2000 ms. */
-  readonly sendTimeoutMs?: number;
-  /** Back-off after a failed call: doubles from min to max. Defaults 20 ms and 1000 ms. */
+  /** Back-off before reopening a failed stream: doubles from min to max. Defaults 20 ms and 1000 ms. */
   readonly retryBackoffMinMs?: number;
   readonly retryBackoffMaxMs?: number;
 }
@@ -46,14 +47,16 @@ export interface GrpcRaftTransportOptions {
 /** Per-peer counters, for logs and tests. */
 export interface PeerSendStats {
   queued: number;
+  /** Messages and batches handed to the stream (not necessarily delivered). */
   sentMessages: number;
   sentBatches: number;
   droppedOverflow: number;
-  droppedFailed: number;
-  failedCalls: number;
+  streamsOpened: number;
+  streamErrors: number;
 }
 
-type SendFn = (batch: WireMessageBatch, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null) => void) => void;
+type Callback = (err: grpc.ServiceError | null) => void;
+type OpenStream = (callback: Callback) => grpc.ClientWritableStream<WireMessageBatch>;
 
 /** Client channel options: reconnect quickly, since a controller restart takes about a second. */
 const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -70,27 +73,31 @@ function messageBytesEstimate(m: Message): number {
   return bytes;
 }
 
+type ResolvedTransportOptions = Required<Omit<GrpcRaftTransportOptions, "selfId" | "peers" | "logger">>;
+
 class PeerSender {
   private queue: Message[] = [];
-  private inFlight = false;
+  private stream: grpc.ClientWritableStream<WireMessageBatch> | undefined;
+  /** False after a write() asked us to wait for 'drain'. */
+  private writable = false;
   private closed = false;
   private backoffMs = 0;
   private backoffTimer: NodeJS.Timeout | undefined;
   private reachable = true;
-  readonly stats: PeerSendStats = { queued: 0, sentMessages: 0, sentBatches: 0, droppedOverflow: 0, droppedFailed: 0, failedCalls: 0 };
+  readonly stats: PeerSendStats = { queued: 0, sentMessages: 0, sentBatches: 0, droppedOverflow: 0, streamsOpened: 0, streamErrors: 0 };
   private readonly client: grpc.Client;
-  private readonly sendCall: SendFn;
+  private readonly openStream: OpenStream;
 
   constructor(
     private readonly selfId: NodeId,
     private readonly peerId: NodeId,
     private readonly address: string,
-    private readonly options: Required<Omit<GrpcRaftTransportOptions, "selfId" | "peers" | "logger">>,
+    private readonly options: ResolvedTransportOptions,
     private readonly logger: Logger,
   ) {
     const Ctor = serviceClientCtor(RAFT_PROTO, RAFT_TRANSPORT_SERVICE);
     this.client = new Ctor(address, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
-    this.sendCall = (this.client as unknown as { send: SendFn }).send.bind(this.client);
+    this.openStream = (this.client as unknown as { send: OpenStream }).send.bind(this.client);
   }
 
   enqueue(message: Message): void {
@@ -101,47 +108,78 @@ class PeerSender {
       this.stats.droppedOverflow += 1;
     }
     this.stats.queued = this.queue.length;
-    this.pump();
   }
 
-  private pump(): void {
-    if (this.inFlight || this.closed || this.backoffTimer !== undefined || this.queue.length === 0) return;
-    let count = 0;
-    let bytes = 0;
-    while (count < this.queue.length && count < this.options.batchMessagesMax) {
-      const next = messageBytesEstimate(this.queue[count]!);
-      if (count > 0 && bytes + next > this.options.batchBytesMax) break;
-      bytes += next;
-      count += 1;
+  /** Writes queued messages while the stream takes them. */
+  flush(): void {
+    if (this.closed || this.backoffTimer !== undefined || this.queue.length === 0) return;
+    if (this.stream === undefined) this.open();
+    const stream = this.stream!;
+    while (this.queue.length > 0 && this.writable) {
+      let count = 0;
+      let bytes = 0;
+      while (count < this.queue.length && count < this.options.batchMessagesMax) {
+        const next = messageBytesEstimate(this.queue[count]!);
+        if (count > 0 && bytes + next > this.options.batchBytesMax) break;
+        bytes += next;
+        count += 1;
+      }
+      const batch = this.queue.splice(0, count);
+      this.writable = stream.write({ from: this.selfId, to: this.peerId, messages: batch.map(messageToWire) });
+      this.stats.sentMessages += batch.length;
+      this.stats.sentBatches += 1;
+      this.logger.trace({ peer: this.peerId, messages: batch.length, bytes }, "raft batch written");
     }
-    const batch = this.queue.splice(0, count);
     this.stats.queued = this.queue.length;
-    this.inFlight = true;
-    const wire: WireMessageBatch = { from: this.selfId, to: this.peerId, messages: batch.map(messageToWire) };
-    this.sendCall(wire, { deadline: Date.now() + this.options.sendTimeoutMs }, (err) => {
-      this.inFlight = false;
-      if (this.closed) return;
-      if (err) this.onFailure(err, batch.length);
-      else this.onSuccess(batch.length);
-      this.pump();
+  }
+
+  private open(): void {
+    const stream = this.openStream((err) => this.onStreamEnd(stream, err));
+    // Errors arrive through the callback; this listener only keeps an 'error' event
+    // from becoming an uncaught exception.
+    stream.on("error", () => undefined);
+    stream.on("drain", () => {
+      if (this.stream !== stream) return;
+      this.writable = true;
+      this.flush();
     });
-    this.logger.trace({ peer: this.peerId, messages: batch.length, bytes }, "raft batch sent");
+    this.stream = stream;
+    this.writable = true;
+    this.stats.streamsOpened += 1;
+    this.client.getChannel().getConnectivityState(true);
+    if (!this.reachable) this.watchReconnect();
   }
 
-  private onSuccess(messages: number): void {
-    this.stats.sentMessages += messages;
-    this.stats.sentBatches += 1;
-    this.backoffMs = 0;
-    if (!this.reachable) {
+  /** Logs "reachable again" and resets the back-off once the channel is connected. */
+  private watchReconnect(): void {
+    const channel = this.client.getChannel();
+    const state = channel.getConnectivityState(false);
+    if (state === grpc.connectivityState.READY) {
       this.reachable = true;
+      this.backoffMs = 0;
       this.logger.info({ peer: this.peerId, address: this.address }, "raft peer reachable again");
+      return;
     }
+    if (this.closed || state === grpc.connectivityState.SHUTDOWN) return;
+    // Bounded: each wait ends at a state change or after the deadline; a new stream
+    // (after the next failure) starts a new watch.
+    channel.watchConnectivityState(state, Date.now() + 5000, () => {
+      if (!this.closed && !this.reachable && this.stream !== undefined) this.watchReconnect();
+    });
   }
 
-  private onFailure(err: grpc.ServiceError, messages: number): void {
-    this.stats.failedCalls += 1;
-    this.stats.droppedFailed += messages;
-    const error = fromServiceError(err, `raft send to node ${this.peerId} at ${this.address}`);
+  private onStreamEnd(stream: grpc.ClientWritableStream<WireMessageBatch>, err: grpc.ServiceError | null): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    this.writable = false;
+    if (this.closed) return;
+    if (!err) {
+      // The receiver ended the stream without an error: open a new one on the next flush.
+      this.flush();
+      return;
+    }
+    this.stats.streamErrors += 1;
+    const error = fromServiceError(err, `raft stream to node ${this.peerId} at ${this.address}`);
     if (this.reachable) {
       this.reachable = false;
       // A misaddressed peer (INVALID_REQUEST) is a configuration problem worth a warning;
@@ -149,12 +187,12 @@ class PeerSender {
       const level = FlotillaError.is(error, "INVALID_REQUEST") ? "warn" : "info";
       this.logger[level]({ peer: this.peerId, address: this.address, err: error.message }, "raft peer unreachable, dropping messages until it answers");
     } else {
-      this.logger.debug({ peer: this.peerId, err: error.message, dropped: messages }, "raft send failed");
+      this.logger.debug({ peer: this.peerId, err: error.message }, "raft stream failed again");
     }
     this.backoffMs = Math.min(this.options.retryBackoffMaxMs, Math.max(this.options.retryBackoffMinMs, this.backoffMs * 2));
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = undefined;
-      this.pump();
+      this.flush();
     }, this.backoffMs);
   }
 
@@ -163,6 +201,8 @@ class PeerSender {
     this.queue = [];
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
+    this.stream?.end();
+    this.stream = undefined;
     this.client.close();
   }
 }
@@ -173,11 +213,10 @@ export class GrpcRaftTransport implements RaftTransport {
 
   constructor(options: GrpcRaftTransportOptions) {
     this.logger = options.logger;
-    const resolved = {
+    const resolved: ResolvedTransportOptions = {
       queueMessagesMax: options.queueMessagesMax ?? 4096,
       batchMessagesMax: options.batchMessagesMax ?? 512,
       batchBytesMax: options.batchBytesMax ?? 4 * 1024 * 1024,
-      sendTimeoutMs: options.sendTimeoutMs ?? 2000,
       retryBackoffMinMs: options.retryBackoffMinMs ?? 20,
       retryBackoffMaxMs: options.retryBackoffMaxMs ?? 1000,
     };
@@ -188,11 +227,15 @@ export class GrpcRaftTransport implements RaftTransport {
   }
 
   send(messages: readonly Message[]): void {
+    const touched = new Set<PeerSender>();
     for (const message of messages) {
       const sender = this.senders.get(message.to);
-      if (sender) sender.enqueue(message);
-      else this.logger.warn({ to: message.to, type: message.type }, "raft message to a node with no known address dropped");
+      if (sender) {
+        sender.enqueue(message);
+        touched.add(sender);
+      } else this.logger.warn({ to: message.to, type: message.type }, "raft message to a node with no known address dropped");
     }
+    for (const sender of touched) sender.flush();
   }
 
   stats(peerId: NodeId): PeerSendStats | undefined {
@@ -217,27 +260,40 @@ export interface RaftTransportServiceOptions {
 export function addRaftTransportService(server: grpc.Server, options: RaftTransportServiceOptions): void {
   const ctor = serviceClientCtor(RAFT_PROTO, RAFT_TRANSPORT_SERVICE);
   server.addService(ctor.service, {
-    send(call: grpc.ServerUnaryCall<WireMessageBatch, object>, callback: grpc.sendUnaryData<object>) {
-      const batch = call.request;
-      if (batch.to !== options.selfId) {
-        callback(toServiceError(new FlotillaError("INVALID_REQUEST", `raft batch from node ${batch.from} is addressed to node ${batch.to}, but this is node ${options.selfId}`)));
-        return;
-      }
-      for (const wire of batch.messages) {
-        let message: Message;
-        try {
-          message = messageFromWire(wire);
-        } catch (err) {
-          options.logger.warn({ from: batch.from, err: (err as Error).message }, "undecodable raft message dropped");
-          continue;
+    send(call: grpc.ServerReadableStream<WireMessageBatch, object>, callback: grpc.sendUnaryData<object>) {
+      let answered = false;
+      const answer = (err: Partial<grpc.ServiceError> | null): void => {
+        if (answered) return;
+        answered = true;
+        if (err) callback(err);
+        else callback(null, {});
+      };
+      call.on("data", (batch: WireMessageBatch) => {
+        if (answered) return;
+        if (batch.to !== options.selfId) {
+          answer(toServiceError(new FlotillaError("INVALID_REQUEST", `raft batch from node ${batch.from} is addressed to node ${batch.to}, but this is node ${options.selfId}`)));
+          return;
         }
-        if (message.from !== batch.from || message.to !== options.selfId) {
-          options.logger.warn({ batchFrom: batch.from, from: message.from, to: message.to }, "raft message with inconsistent from/to dropped");
-          continue;
+        for (const wire of batch.messages) {
+          let message: Message;
+          try {
+            message = messageFromWire(wire);
+          } catch (err) {
+            options.logger.warn({ from: batch.from, err: (err as Error).message }, "undecodable raft message dropped");
+            continue;
+          }
+          if (message.from !== batch.from || message.to !== options.selfId) {
+            options.logger.warn({ batchFrom: batch.from, from: message.from, to: message.to }, "raft message with inconsistent from/to dropped");
+            continue;
+          }
+          options.onMessage(message);
         }
-        options.onMessage(message);
-      }
-      callback(null, {});
+      });
+      call.on("end", () => answer(null));
+      // The sender went away (crash, restart): nothing to answer.
+      call.on("error", () => {
+        answered = true;
+      });
     },
   });
 }
