@@ -100,7 +100,7 @@ export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
   "log.roll.ms": { kind: "long", min: 1 },
   "log.retention.check.interval.ms": { kind: "long", default: "300000", min: 1, max: INT_MAX },
   "log.index.interval.bytes": { kind: "int", default: "4096", min: 0 },
-  "log.index.size.max.bytes": { kind: "int", default: "10485760", min: 16 },
+  "log.index.size.max.bytes": { kind: "int", default: "10485760", min: 24 },
   "log.flush.interval.messages": { kind: "long", default: "9223372036854775807", min: 1 },
   "log.flush.interval.ms": { kind: "long", min: 0 },
   "log.message.timestamp.type": { kind: "string", default: "CreateTime", oneOf: ["CreateTime", "LogAppendTime"] },

@@ -88,7 +88,8 @@ function oneOf(field: keyof TopicConfig, allowed: readonly string[], note = ""):
 
 /**
  * The topic keys Flotilla knows, with Kafka's names and bounds. segment.bytes may go
- * down to 1 KiB (Kafka 4 asks for 1 MiB) so that tests can roll segments cheaply.
+ * down to 1 KiB (Kafka 4 asks for 1 MiB) so that tests can roll segments cheaply;
+ * segment.index.bytes must hold two index entries of either kind (24 bytes; Kafka: 4).
  */
 export const TOPIC_CONFIG_DEFS = {
   "retention.ms": long("retentionMs", -1),
@@ -100,7 +101,7 @@ export const TOPIC_CONFIG_DEFS = {
   "message.timestamp.type": oneOf("messageTimestampType", ["CreateTime", "LogAppendTime"]),
   "cleanup.policy": oneOf("cleanupPolicy", ["delete"], " (compaction is not supported)"),
   "index.interval.bytes": long("indexIntervalBytes", 0, INT32_MAX),
-  "segment.index.bytes": long("segmentIndexBytes", 4, INT32_MAX),
+  "segment.index.bytes": long("segmentIndexBytes", 24, INT32_MAX),
   "flush.messages": long("flushMessages", 1),
   "flush.ms": long("flushMs", 0),
 } as const satisfies Record<string, TopicConfigDef>;

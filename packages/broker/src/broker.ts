@@ -1,0 +1,148 @@
+/**
+ * The Broker service (BrokerApi): data-plane requests go to the partitions hosted here,
+ * metadata requests read the image, and topic changes go through the controller. After a
+ * controller command the handler waits until this broker has applied the resulting
+ * image, so a client that created a topic can produce to it at once.
+ */
+import { FlotillaError, topicNameProblem } from "@flotilla/common";
+import type { Logger } from "@flotilla/common/logger";
+import type { Controller } from "@flotilla/controller";
+import type { TopicConfig } from "@flotilla/metadata";
+import {
+  errorFields,
+  type BrokerApi,
+  type CreateTopicsRequest,
+  type CreateTopicsResponse,
+  type DeleteTopicsRequest,
+  type DeleteTopicsResponse,
+  type DescribeTopicsRequest,
+  type DescribeTopicsResponse,
+  type FetchRequest,
+  type FetchResponse,
+  type ListOffsetsRequest,
+  type ListOffsetsResponse,
+  type MetadataRequest,
+  type MetadataResponse,
+  type ProduceRequest,
+  type ProduceResponse,
+  type TopicMetadata,
+} from "@flotilla/protocol";
+import { handleFetch, type FetchLimits } from "./fetch.js";
+import { handleListOffsets } from "./list-offsets.js";
+import { handleProduce } from "./produce.js";
+import type { ReplicaManager } from "./replica-manager.js";
+import { brokerInfos, describeTopic, topicMetadata } from "./topic-metadata.js";
+import { requireItems, requireNames } from "./validation.js";
+
+export interface BrokerOptions {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  /** The node id of the active controller (this node, in the combined mode). */
+  readonly controllerId: number;
+  /** Name of the listener clients use, to pick each broker's endpoint. */
+  readonly listenerName: string;
+  readonly controller: Controller;
+  readonly replicas: ReplicaManager;
+  readonly topicDefaults: TopicConfig;
+  /** auto.create.topics.enable */
+  readonly autoCreateTopicsEnable: boolean;
+  readonly fetchLimits: FetchLimits;
+  readonly nowMs: () => number;
+  readonly logger: Logger;
+}
+
+export class Broker implements BrokerApi {
+  constructor(private readonly options: BrokerOptions) {}
+
+  produce(request: ProduceRequest): Promise<ProduceResponse> {
+    return handleProduce(this.options.replicas, request, this.options.nowMs);
+  }
+
+  fetch(request: FetchRequest, signal?: AbortSignal): Promise<FetchResponse> {
+    return handleFetch(this.options.replicas, request, this.options.fetchLimits, signal);
+  }
+
+  listOffsets(request: ListOffsetsRequest): Promise<ListOffsetsResponse> {
+    return handleListOffsets(this.options.replicas, request);
+  }
+
+  /** Waits until the partitions hosted here reflect the controller's latest image. */
+  private async catchUp(): Promise<void> {
+    await this.options.replicas.waitForOffset(this.options.controller.image().offset);
+  }
+
+  async metadata(request: MetadataRequest): Promise<MetadataResponse> {
+    const { controller } = this.options;
+    const names = request.topics ?? [];
+    requireNames(names, "topics");
+    if (names.length > 0 && request.allowAutoTopicCreation && this.options.autoCreateTopicsEnable) {
+      const missing = [...new Set(names)].filter((n) => !controller.image().topicsByName.has(n) && topicNameProblem(n) === undefined);
+      if (missing.length > 0) await this.autoCreate(missing);
+    }
+    const image = controller.image();
+    let topics: TopicMetadata[];
+    if (names.length === 0) {
+      topics = [...image.topicsByName.values()].sort((a, b) => a.name.localeCompare(b.name)).map((t) => topicMetadata(image, t));
+    } else {
+      topics = names.map((name) => {
+        const t = image.topicsByName.get(name);
+        if (t) return topicMetadata(image, t);
+        const problem = topicNameProblem(name);
+        const err = problem ? new FlotillaError("INVALID_TOPIC_EXCEPTION", problem) : new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${name}" does not exist`);
+        return { ...errorFields(err), name, topicId: "", isInternal: false, partitions: [] };
+      });
+    }
+    return {
+      clusterId: this.options.clusterId,
+      controllerId: this.options.controllerId,
+      brokers: brokerInfos(image, this.options.listenerName),
+      topics,
+    };
+  }
+
+  /** Kafka's auto-creation: unknown topics named in Metadata get the broker defaults. */
+  private async autoCreate(names: string[]): Promise<void> {
+    const response = await this.options.controller.createTopics({
+      topics: names.map((name) => ({ name, numPartitions: -1, replicationFactor: -1, configs: {} })),
+      timeoutMs: 0,
+      validateOnly: false,
+    });
+    for (const t of response.topics) {
+      if (t.errorCode === 0) this.options.logger.info({ topic: t.name, partitions: t.numPartitions }, "auto-created topic");
+      else this.options.logger.warn({ topic: t.name, error: t.errorMessage }, "auto-creating topic failed");
+    }
+    await this.catchUp();
+  }
+
+  async createTopics(request: CreateTopicsRequest): Promise<CreateTopicsResponse> {
+    requireItems(request.topics, "topics");
+    const response = await this.options.controller.createTopics({ ...request, topics: request.topics.map((t) => ({ ...t, configs: t.configs ?? {} })) });
+    await this.catchUp();
+    return response;
+  }
+
+  async deleteTopics(request: DeleteTopicsRequest): Promise<DeleteTopicsResponse> {
+    requireItems(request.names, "names");
+    const response = await this.options.controller.deleteTopics(request);
+    await this.catchUp();
+    return response;
+  }
+
+  async describeTopics(request: DescribeTopicsRequest): Promise<DescribeTopicsResponse> {
+    const names = request.names ?? [];
+    requireNames(names, "names");
+    const image = this.options.controller.image();
+    const defaults = this.options.topicDefaults;
+    if (names.length === 0) {
+      return { topics: [...image.topicsByName.values()].sort((a, b) => a.name.localeCompare(b.name)).map((t) => describeTopic(image, t, defaults)) };
+    }
+    return {
+      topics: names.map((name) => {
+        const t = image.topicsByName.get(name);
+        if (t) return describeTopic(image, t, defaults);
+        const err = new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${name}" does not exist`);
+        return { name, ...errorFields(err), topicId: "", replicationFactor: 0, partitions: [], configs: {}, overriddenConfigs: [] };
+      }),
+    };
+  }
+}
