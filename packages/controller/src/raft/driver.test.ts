@@ -186,7 +186,7 @@ describe("RaftDriver with the real core", () => {
     expect(violations).toEqual([]);
   });
 
-  it("a proposal on a leader cut off from the quorum fails with NOT_CONTROLLER once another leader's log replaces it", async () => {
+  it("a proposal on a leader cut off from the quorum fails with NOT_CONTROLLER once another leader's entry commits at its index", async () => {
     fresh();
     await startCluster({ proposalTimeoutMs: 10_000 });
     const old = await waitLeader();
@@ -200,6 +200,18 @@ describe("RaftDriver with the real core", () => {
     expect(FlotillaError.is(err, "NOT_CONTROLLER"), String(err)).toBe(true);
     await waitFor("the old leader to apply the new leader's entry", () => texts(old.machine).includes("kept"));
     expect(texts(old.machine)).not.toContain("lost");
+  });
+
+  it("a proposal that cannot commit fails with REQUEST_TIMED_OUT after its timeout", async () => {
+    fresh();
+    await startCluster();
+    const leader = await waitLeader();
+    network.isolate(leader.id);
+    const started = Date.now();
+    const err = await leader.driver.propose(enc("stuck"), { timeoutMs: 150 }).catch((e: unknown) => e);
+    expect(FlotillaError.is(err, "REQUEST_TIMED_OUT"), String(err)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    network.heal(leader.id);
   });
 
   it("readIndex on the leader covers every proposal acknowledged before it", async () => {

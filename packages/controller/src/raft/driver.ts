@@ -156,8 +156,6 @@ export class RaftDriver {
   private hardTerm: number;
 
   private readonly proposals = new Map<number, PendingProposal>();
-  /** Highest index ever proposed here (an upper bound of the pending ones). */
-  private proposedIndexMax = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
   private waiters = new Set<Waiter>();
@@ -233,11 +231,13 @@ export class RaftDriver {
 
   /**
    * Appends `data` to the log. Resolves once the entry is committed and applied here.
-   * Rejects with NOT_CONTROLLER (leader hint) when this node is not the leader or the
-   * entry was replaced by another leader's; REQUEST_TIMED_OUT after `timeoutMs` (the
-   * entry may still commit later); SHUTTING_DOWN while stopping. After NOT_CONTROLLER
-   * caused by a lost leadership the entry cannot commit any more; after a timeout its
-   * fate is unknown.
+   * Rejects with NOT_CONTROLLER (leader hint) when this node is not the leader, or when
+   * the entry committed at the proposal's index has another term (leadership was lost
+   * and another leader's entry took the place: ours can never commit then).
+   * REQUEST_TIMED_OUT after `timeoutMs`, and SHUTTING_DOWN when the driver stops first:
+   * the entry's fate is unknown then (it may still commit). The fate is decided only by
+   * what commits at the index, not by our log being overwritten: an overwritten entry
+   * can still be committed by a later leader that holds it (Raft §5.4).
    */
   propose(data: Uint8Array, options: { timeoutMs?: number } = {}): Promise<ProposeOutcome> {
     if (this.state !== "running") return Promise.reject(this.shuttingDown());
@@ -262,7 +262,6 @@ export class RaftDriver {
         reject(new FlotillaError("REQUEST_TIMED_OUT", `proposal at index ${index} (term ${term}) not committed within ${timeoutMs} ms; it may still commit`));
       }, timeoutMs);
       this.proposals.set(index, { term, resolve, reject, timer });
-      this.proposedIndexMax = Math.max(this.proposedIndexMax, index);
       this.schedule();
     });
   }
@@ -482,7 +481,6 @@ export class RaftDriver {
       this.logger.info({ from: this.hardTerm, to: rd.hardState.term, vote: rd.hardState.vote }, "raft term changed");
       this.hardTerm = rd.hardState.term;
     }
-    if (rd.entries.length > 0) this.failOverwrittenProposals(rd.entries);
 
     // Duties 2 and 3: one atomic, fsynced batch.
     if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
@@ -526,23 +524,6 @@ export class RaftDriver {
     this.options.onSoftState?.(next);
   }
 
-  /**
-   * `entries` replace our log from entries[0].index on. A waiting proposal at an index in
-   * that range whose term differs (or that lies past the new end) was overwritten by
-   * another leader's log: it can never commit.
-   */
-  private failOverwrittenProposals(entries: readonly Entry[]): void {
-    const from = entries[0]!.index;
-    // The common case on a leader: its own new entries, after every pending proposal.
-    if (from > this.proposedIndexMax || this.proposals.size === 0) return;
-    for (const [index, p] of this.proposals) {
-      if (index < from) continue;
-      const replacement = entries[index - from];
-      if (replacement !== undefined && replacement.term === p.term) continue;
-      this.settleProposal(index, undefined);
-    }
-  }
-
   private installSnapshot(snapshot: Snapshot): void {
     const { index, term } = snapshot.meta;
     assert(index > this.applied, () => `snapshot from the leader at ${index} is not past applied ${this.applied}`);
@@ -550,7 +531,15 @@ export class RaftDriver {
     this.sm.restore(snapshot.data, snapshot.meta);
     // Proposals the snapshot covers: we cannot tell whether ours or another leader's
     // entries were committed there.
-    for (const [i] of this.proposals) if (i <= index) this.settleProposal(i, undefined, "its index was covered by a snapshot from the new leader; outcome unknown");
+    for (const [i, p] of this.proposals) {
+      if (i > index) continue;
+      if (i === index) this.settleProposal(i, term);
+      else {
+        this.proposals.delete(i);
+        clearTimeout(p.timer);
+        p.reject(new FlotillaError("REQUEST_TIMED_OUT", `proposal at index ${i} (term ${p.term}): a snapshot from the leader replaced the log up to ${index}; whether it committed is unknown`));
+      }
+    }
     this.applied = index;
     this.appliedTerm = term;
     this.snapshotIndex = index;
@@ -565,14 +554,14 @@ export class RaftDriver {
     if (this.proposals.has(entry.index)) this.settleProposal(entry.index, entry.term);
   }
 
-  /** Resolves (committed term matches) or rejects the proposal at `index`. */
-  private settleProposal(index: number, committedTerm: number | undefined, why = "its entry was replaced by another leader's"): void {
+  /** Resolves (the committed entry has the proposal's term) or rejects the proposal at `index`. */
+  private settleProposal(index: number, committedTerm: number): void {
     const p = this.proposals.get(index);
     if (!p) return;
     this.proposals.delete(index);
     clearTimeout(p.timer);
     if (committedTerm === p.term) p.resolve({ index, term: p.term });
-    else p.reject(this.notController(this.core.status().leader, `leadership lost before the proposal at index ${index} committed: ${why}`));
+    else p.reject(this.notController(this.core.status().leader, `leadership lost: index ${index} committed with term ${committedTerm}, not the proposal's term ${p.term}`));
   }
 
   private answerReads(): void {
