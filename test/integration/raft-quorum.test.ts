@@ -121,6 +121,11 @@ describe("controller quorum of 3 real processes", () => {
     // 1. A proposal commits, following leader hints from whichever node the client asks.
     await proposeText("first");
     const first = await agreedLeader(IDS);
+    const follower = IDS.find((id) => id !== first.id)!;
+    const refused = await client.proposeAt(addressOf(follower), new TextEncoder().encode("to a follower")).catch((e: unknown) => e as FlotillaError);
+    expect((refused as FlotillaError).errorName).toBe("NOT_CONTROLLER");
+    expect((refused as FlotillaError).leaderHint).toBe(addressOf(first.id));
+    expect((await client.status(addressOf(follower))).leaderAddress).toBe(addressOf(first.id));
     for (let i = 0; i < 60; i++) await proposeText(`before-crash-${i}`); // crosses a snapshot (every 50)
 
     // 2. kill -9 the leader: the other two elect a new one, and a proposal commits.

@@ -158,7 +158,7 @@ export class RaftDriver {
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
-  private waiters = new Set<Waiter>();
+  private readonly waiters = new Set<Waiter>();
 
   private tickTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const self = voters.find((v) => v.id === nodeId);
   if (!self) throw new FlotillaError("INVALID_CONFIG", `node-id ${nodeId} is not among the voters ${voters.map((v) => v.id).join(",")}`);
   const dataDir = setting(values["data-dir"], "FLOTILLA_DATA_DIR", "data-dir", true);
-  const listen = setting(values.listen, "FLOTILLA_LISTEN", "listen", false) ?? `${self.host === "::1" ? "[::1]" : self.host}:${self.port}`;
+  const listen = setting(values.listen, "FLOTILLA_LISTEN", "listen", false) ?? voterAddress(self);
 
   const logger = createLogger("raft-node").child({ nodeId });
   fs.mkdirSync(dataDir, { recursive: true });

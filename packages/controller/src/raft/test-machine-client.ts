@@ -89,6 +89,11 @@ export class RaftTestMachineClient {
     return { applied: first.applied, total: first.total, items: items.slice(0, first.total) };
   }
 
+  /** One Propose call to one node, no retry: errors (e.g. NOT_CONTROLLER with its hint) come back as they are. */
+  proposeAt(address: string, data: Uint8Array): Promise<ProposeResponse> {
+    return this.call(address, (c) => c.propose, { data, timeoutMs: 0 });
+  }
+
   /** Proposes `data`, following leader hints; see the class comment on retries. */
   async propose(data: Uint8Array, retry: RetryOptions = {}): Promise<ProposeResponse> {
     return this.withLeader((address) => this.call(address, (c) => c.propose, { data, timeoutMs: 0 }), retry);
