@@ -10,6 +10,7 @@ import type { Controller } from "@flotilla/controller";
 import type { TopicConfig } from "@flotilla/metadata";
 import {
   errorFields,
+  errorFromFields,
   type BrokerApi,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
@@ -75,9 +76,10 @@ export class Broker implements BrokerApi {
     const { controller } = this.options;
     const names = request.topics ?? [];
     requireNames(names, "topics");
+    let creationErrors = new Map<string, FlotillaError>();
     if (names.length > 0 && request.allowAutoTopicCreation && this.options.autoCreateTopicsEnable) {
       const missing = [...new Set(names)].filter((n) => !controller.image().topicsByName.has(n) && topicNameProblem(n) === undefined);
-      if (missing.length > 0) await this.autoCreate(missing);
+      if (missing.length > 0) creationErrors = await this.autoCreate(missing);
     }
     const image = controller.image();
     let topics: TopicMetadata[];
@@ -88,7 +90,9 @@ export class Broker implements BrokerApi {
         const t = image.topicsByName.get(name);
         if (t) return topicMetadata(image, t);
         const problem = topicNameProblem(name);
-        const err = problem ? new FlotillaError("INVALID_TOPIC_EXCEPTION", problem) : new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${name}" does not exist`);
+        const err = problem
+          ? new FlotillaError("INVALID_TOPIC_EXCEPTION", problem)
+          : (creationErrors.get(name) ?? new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${name}" does not exist`));
         return { ...errorFields(err), name, topicId: "", isInternal: false, partitions: [] };
       });
     }
@@ -100,18 +104,28 @@ export class Broker implements BrokerApi {
     };
   }
 
-  /** Kafka's auto-creation: unknown topics named in Metadata get the broker defaults. */
-  private async autoCreate(names: string[]): Promise<void> {
+  /**
+   * Kafka's auto-creation: unknown topics named in Metadata get the broker defaults.
+   * Returns why a topic could not be created (TOPIC_ALREADY_EXISTS is no failure: a
+   * concurrent request made it), for the per-topic answer.
+   */
+  private async autoCreate(names: string[]): Promise<Map<string, FlotillaError>> {
     const response = await this.options.controller.createTopics({
       topics: names.map((name) => ({ name, numPartitions: -1, replicationFactor: -1, configs: {} })),
       timeoutMs: 0,
       validateOnly: false,
     });
+    const errors = new Map<string, FlotillaError>();
     for (const t of response.topics) {
-      if (t.errorCode === 0) this.options.logger.info({ topic: t.name, partitions: t.numPartitions }, "auto-created topic");
-      else this.options.logger.warn({ topic: t.name, error: t.errorMessage }, "auto-creating topic failed");
+      const err = errorFromFields(t.errorCode, t.errorMessage);
+      if (!err) this.options.logger.info({ topic: t.name, partitions: t.numPartitions }, "auto-created topic");
+      else if (err.errorName !== "TOPIC_ALREADY_EXISTS") {
+        this.options.logger.warn({ topic: t.name, error: t.errorMessage }, "auto-creating topic failed");
+        errors.set(t.name, err);
+      }
     }
     await this.catchUp();
+    return errors;
   }
 
   async createTopics(request: CreateTopicsRequest): Promise<CreateTopicsResponse> {

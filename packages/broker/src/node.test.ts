@@ -276,6 +276,34 @@ describe("restarting a node", () => {
   });
 });
 
+describe("auto-creation", () => {
+  it("answers with the reason a topic could not be auto-created", async () => {
+    const data = await makeDataDir();
+    const t = await startTestNode(data.dir, { "default.replication.factor": "3" });
+    try {
+      const md = await t.client.metadata({ topics: ["wanted"], allowAutoTopicCreation: true });
+      expect(md.topics[0]!.errorCode).toBe(ErrorCodes.INVALID_REPLICATION_FACTOR.code);
+      expect(md.topics[0]!.errorMessage).toMatch(/replication factor 3/);
+    } finally {
+      await t.stop();
+      await data.remove();
+    }
+  });
+
+  it("creates nothing when auto.create.topics.enable is false", async () => {
+    const data = await makeDataDir();
+    const t = await startTestNode(data.dir, { "auto.create.topics.enable": "false" });
+    try {
+      const md = await t.client.metadata({ topics: ["wanted"], allowAutoTopicCreation: true });
+      expect(md.topics[0]!.errorCode).toBe(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION.code);
+      expect((await t.client.describeTopics({ names: [] })).topics).toEqual([]);
+    } finally {
+      await t.stop();
+      await data.remove();
+    }
+  });
+});
+
 describe("closing a node", () => {
   it("answers a parked fetch at once and finishes well within the grace period", async () => {
     const data = await makeDataDir();

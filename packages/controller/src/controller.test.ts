@@ -98,6 +98,16 @@ describe("Controller", () => {
     expect(after.configs.topic.size).toBe(0);
   });
 
+  it("a committed record that does not replay stops the controller instead of serving a wrong image", async () => {
+    const { controller, log } = await start();
+    await registerAndUnfence(controller, 1);
+    const before = controller.image();
+    // Written behind the controller's back: commands never emit a removal of an unknown topic.
+    await expect(log.append([{ type: "RemoveTopic", topicId: "no-such-topic" }])).rejects.toThrow(/RemoveTopic of unknown topic id/);
+    expect(controller.image()).toBe(before);
+    await expect(controller.deleteTopics({ names: ["x"], timeoutMs: 0 })).rejects.toThrow(/UNKNOWN_SERVER_ERROR: controller stopped after a metadata replay failure/);
+  });
+
   it("refuses commands once closed", async () => {
     const { controller } = await start();
     await controller.close();

@@ -46,6 +46,8 @@ export class Controller {
   private pending = 0;
   private readonly pendingMax: number;
   private closed = false;
+  /** Set when a committed batch failed to replay; every later command is refused. */
+  private fatal: unknown;
   /** Batches committed while the stored log is still being replayed at start. */
   private early: CommittedBatch[] | undefined = [];
   private readonly unsubscribe: () => void;
@@ -99,9 +101,19 @@ export class Controller {
       return;
     }
     if (batch.lastOffset <= this.image_.offset) return;
-    assert(batch.baseOffset === this.image_.offset + 1, () => `committed batch starts at ${batch.baseOffset}, but the image is at ${this.image_.offset}`);
-    const delta = new MetadataDelta(this.image_);
-    batch.records.forEach((record, i) => delta.replay(record, batch.baseOffset + i));
+    let delta: MetadataDelta;
+    try {
+      assert(this.fatal === undefined, "controller already failed");
+      assert(batch.baseOffset === this.image_.offset + 1, () => `committed batch starts at ${batch.baseOffset}, but the image is at ${this.image_.offset}`);
+      delta = new MetadataDelta(this.image_);
+      batch.records.forEach((record, i) => delta.replay(record, batch.baseOffset + i));
+    } catch (err) {
+      // A committed record that does not replay means a bug or a diverged log: stop
+      // serving from this image rather than go on from a wrong one.
+      this.fatal ??= err;
+      this.options.logger.fatal({ err, baseOffset: batch.baseOffset, imageOffset: this.image_.offset }, "metadata replay failed; the controller refuses every further command");
+      throw err;
+    }
     this.image_ = delta.apply();
     const changes = delta.changes();
     for (const listener of [...this.listeners]) {
@@ -124,6 +136,9 @@ export class Controller {
   /** Runs a command after the ones before it; resolves after its records are replayed. */
   private run<R>(name: string, handler: (image: MetadataImage) => ControllerResult<R>): Promise<R> {
     if (this.closed) return Promise.reject(new FlotillaError("SHUTTING_DOWN", `controller is closed; ${name} refused`));
+    if (this.fatal !== undefined) {
+      return Promise.reject(new FlotillaError("UNKNOWN_SERVER_ERROR", `controller stopped after a metadata replay failure (${String(this.fatal)}); ${name} refused`, { cause: this.fatal }));
+    }
     if (this.pending >= this.pendingMax) {
       return Promise.reject(new FlotillaError("REQUEST_TIMED_OUT", `controller has ${this.pending} commands queued (limit ${this.pendingMax}); ${name} refused`));
     }
