@@ -154,4 +154,42 @@ describe("a single node", () => {
     records.sort(byPartitionAndOffset);
     expect(records.map((r) => `${r.key?.toString()}|${r.value === null ? null : r.value.toString()}|${r.headers[0]?.value?.toString()}`)).toEqual(expected);
   });
+
+  it("finds records by timestamp: Admin.listOffsets and Consumer.seek({ timestamp })", async () => {
+    const admin = new Admin({ bootstrapServers: bootstrap() });
+    await admin.createTopics({ topics: [{ topic: "times", numPartitions: 1, replicationFactor: 1 }] });
+    const producer = new Producer({ bootstrapServers: bootstrap() });
+    const base = 1_700_000_000_000;
+    await producer.send({ topic: "times", messages: [0, 1, 2, 3].map((i) => ({ value: `t${i}`, timestamp: base + i * 1000 })) });
+    await producer.close();
+
+    // The broker answers per batch (the first batch whose max timestamp is >= the target),
+    // so the offset may point before the record itself; never after it.
+    const [byTime] = await admin.listOffsets("times", { timestamp: base + 1500 });
+    expect(byTime?.offset).toBeGreaterThanOrEqual(0);
+    expect(byTime?.offset).toBeLessThanOrEqual(2);
+    expect(byTime?.timestamp).toBeGreaterThanOrEqual(base + 2000);
+    expect((await admin.listOffsets("times", "earliest"))[0]?.offset).toBe(0);
+    expect((await admin.listOffsets("times", "latest"))[0]?.offset).toBe(4);
+    await admin.close();
+
+    const consumer = new Consumer({ bootstrapServers: bootstrap() });
+    try {
+      await consumer.assign([{ topic: "times", partition: 0 }]);
+      consumer.seek({ topic: "times", partition: 0 }, { timestamp: base + 1000 });
+      expect(await consumer.position({ topic: "times", partition: 0 })).toBeLessThanOrEqual(1);
+      const got: ConsumerRecord[] = [];
+      for (let i = 0; i < 20 && got.length < 3; i++) got.push(...(await consumer.poll({ timeoutMs: 500 })));
+      expect(got.map((r) => [r.offset, r.timestamp, r.value?.toString()])).toEqual([
+        [1, base + 1000, "t1"],
+        [2, base + 2000, "t2"],
+        [3, base + 3000, "t3"],
+      ]);
+      // After every record: the end.
+      consumer.seek({ topic: "times", partition: 0 }, { timestamp: base + 10_000 });
+      expect(await consumer.position({ topic: "times", partition: 0 })).toBe(4);
+    } finally {
+      await consumer.close();
+    }
+  });
 });

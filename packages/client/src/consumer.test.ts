@@ -85,6 +85,21 @@ describe("Consumer against an in-memory broker", () => {
     expect(show(await pollN(c, 1))).toEqual(["0@1:new"]);
   });
 
+  it("seeks by timestamp to the first record at or after it, even inside a batch, and to the end past every record", async () => {
+    const p = new Producer({ bootstrapServers: broker.address, logger: silentLogger(), lingerMs: 1000 });
+    const sent = p.send({ topic: "t", messages: [10, 20, 30, 40].map((ts) => ({ value: `at${ts}`, timestamp: ts, partition: 0 })) });
+    await p.flush();
+    await sent;
+    await p.close();
+    const c = consumer();
+    await c.assign([{ topic: "t", partition: 0 }]);
+    c.seek({ topic: "t", partition: 0 }, { timestamp: 25 });
+    expect(show(await pollN(c, 2))).toEqual(["0@2:at30", "0@3:at40"]);
+    c.seek({ topic: "t", partition: 0 }, { timestamp: 1000 });
+    expect(await c.position({ topic: "t", partition: 0 })).toBe(4);
+    expect(await c.poll({ timeoutMs: 200 })).toEqual([]);
+  });
+
   it("yields records one by one from the async iterator; breaking leaves the position after the last one", async () => {
     await produce(0, ["a", "b", "c", "d"]);
     const c = consumer({ autoOffsetReset: "earliest" });

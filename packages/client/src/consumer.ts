@@ -76,6 +76,12 @@ interface PartitionState {
   generation: number;
   /** Monotonic ms before which this partition is not fetched (after a retriable error). */
   backoffUntilMs: number;
+  /**
+   * After a seek by timestamp: records are dropped until the first one at or after this
+   * time. The broker answers ListOffsets by timestamp per batch (the first batch whose max
+   * timestamp is >= the target), so the offset it gives may sit before the record sought.
+   */
+  timestampFloor: number | undefined;
 }
 
 /** Errors that mean the client's metadata (leaders, partitions) is out of date. */
@@ -175,6 +181,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         paused: false,
         generation: 0,
         backoffUntilMs: 0,
+        timestampFloor: undefined,
       });
     }
     this.wake();
@@ -188,7 +195,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /**
    * Moves an assigned partition. An offset applies at once; "earliest", "latest" and
    * timestamps are looked up (ListOffsets) before the next fetch. A timestamp after every
-   * record moves to the end (the latest offset). Buffered records are dropped.
+   * record moves to the end (the latest offset). After a timestamp seek, records before the
+   * first one at or after the time are skipped even if the broker's answer points into the
+   * batch before it (the broker answers per batch), so position() may at first be a little
+   * before the first record returned. Buffered records are dropped.
    */
   seek(tp: TopicPartition, target: SeekTarget): void {
     this.checkOpen();
@@ -196,6 +206,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     st.generation++;
     st.buffered = [];
     st.backoffUntilMs = 0;
+    st.timestampFloor = undefined;
     if (typeof target === "object" && "offset" in target) {
       checkInt("seek offset", target.offset, 0);
       st.position = target.offset;
@@ -390,6 +401,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
               }
               s.position = a.offset;
               s.fetchOffset = a.offset;
+              if (typeof s.reset === "object") s.timestampFloor = s.reset.timestamp;
               s.reset = undefined;
             });
           }),
@@ -529,7 +541,14 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         continue;
       }
       const { records, nextFetchOffset } = recordsFromFetch(batches, fetchOffset);
-      for (const r of records) {
+      let from = 0;
+      if (st.timestampFloor !== undefined) {
+        const floor = st.timestampFloor;
+        from = records.findIndex((r) => r.timestamp >= floor);
+        if (from < 0) from = records.length;
+        else st.timestampFloor = undefined;
+      }
+      for (const r of records.slice(from)) {
         st.buffered.push({ topic: st.tp.topic, partition: st.tp.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: [...r.headers] });
       }
       st.fetchOffset = nextFetchOffset;
@@ -549,6 +568,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       st.position = undefined;
       st.fetchOffset = undefined;
       st.buffered = [];
+      st.timestampFloor = undefined;
       st.reset = this.autoOffsetReset;
       return;
     }

@@ -5,7 +5,7 @@ import {
   BROKER_SERVICE,
   EARLIEST_TIMESTAMP,
   GRPC_CHANNEL_OPTIONS,
-  LATEST_TIMESTAMP,
+  readBatchHeader,
   serviceClientCtor,
   setBaseOffset,
   toServiceError,
@@ -78,7 +78,12 @@ export class MemoryBroker {
             const fault = this.takeFault("listOffsets");
             if (fault) return { partition: p.partition, errorCode: ErrorCodes[fault].code, errorMessage: fault, timestamp: -1, offset: -1, leaderEpoch: -1 };
             if (!this.topics.get(t.name)?.[p.partition]) return { partition: p.partition, errorCode: 3, errorMessage: "unknown", timestamp: -1, offset: -1, leaderEpoch: -1 };
-            const offset = p.timestamp === EARLIEST_TIMESTAMP ? 0 : p.timestamp === LATEST_TIMESTAMP ? this.logEndOffset(t.name, p.partition) : -1;
+            if (p.timestamp >= 0) {
+              // Per batch, as the real broker answers: the first batch whose max timestamp is >= the target.
+              const hit = this.topics.get(t.name)?.[p.partition]?.find((b) => readBatchHeader(b.bytes).maxTimestamp >= p.timestamp);
+              return { partition: p.partition, errorCode: 0, errorMessage: "", timestamp: hit ? readBatchHeader(hit.bytes).maxTimestamp : -1, offset: hit ? hit.baseOffset : -1, leaderEpoch: 0 };
+            }
+            const offset = p.timestamp === EARLIEST_TIMESTAMP ? 0 : this.logEndOffset(t.name, p.partition);
             return { partition: p.partition, errorCode: 0, errorMessage: "", timestamp: -1, offset, leaderEpoch: 0 };
           }),
         })),
