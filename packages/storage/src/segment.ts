@@ -400,7 +400,10 @@ export class LogSegment {
     this.nextOffset = outcome.nextOffset;
     this.lastBatchBaseOffset = outcome.lastBatchBaseOffset;
     this.maxTimestamp = outcome.maxTimestamp;
-    await this.writeIndexFiles({ sync: false });
+    // The closing entry too, so the files match what a roll or clean close writes (and the
+    // cheap check at the next open finds the largest timestamp). Appends after it are fine:
+    // later entries only need larger timestamps.
+    await this.seal({ sync: false });
     return outcome;
   }
 
