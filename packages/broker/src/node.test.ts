@@ -304,6 +304,39 @@ describe("auto-creation", () => {
   });
 });
 
+describe("retention", () => {
+  it("runs every log.retention.check.interval.ms and moves the log start offset", async () => {
+    const data = await makeDataDir();
+    const t = await startTestNode(data.dir, { "log.retention.check.interval.ms": "100" });
+    try {
+      await t.client.createTopics({
+        topics: [{ name: "short", numPartitions: 1, replicationFactor: 1, configs: { "segment.bytes": "1024", "retention.bytes": "1024" } }],
+        timeoutMs: 0,
+        validateOnly: false,
+      });
+      // Batches of ~600 bytes: each fills a segment of its own.
+      for (let i = 0; i < 5; i++) {
+        const res = await t.client.produce({ acks: 1, timeoutMs: 0, topics: [{ name: "short", partitions: [{ partition: 0, records: batch(["x".repeat(520)]) }] }] });
+        expect(res.topics[0]!.partitions[0]!.errorCode).toBe(0);
+      }
+      const earliest = async () =>
+        (await t.client.listOffsets({ replicaId: -1, topics: [{ name: "short", partitions: [{ partition: 0, timestamp: -2 }] }] })).topics[0]!.partitions[0]!.offset;
+      let start = await earliest();
+      for (let i = 0; i < 50 && start === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        start = await earliest();
+      }
+      expect(start).toBeGreaterThan(0);
+      const fetched = (await t.client.fetch(fetchRequest("short", 0, 0))).topics[0]!.partitions[0]!;
+      expect(fetched.errorCode).toBe(ErrorCodes.OFFSET_OUT_OF_RANGE.code);
+      expect(fetched.logStartOffset).toBe(start);
+    } finally {
+      await t.stop();
+      await data.remove();
+    }
+  });
+});
+
 describe("closing a node", () => {
   it("answers a parked fetch at once and finishes well within the grace period", async () => {
     const data = await makeDataDir();
