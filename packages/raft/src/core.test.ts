@@ -228,6 +228,19 @@ describe("log replication (§5.3)", () => {
     expect(node.status().lastIndex).toBe(5);
   });
 
+  it("acknowledgements of entries replaced before they reached the disk are withdrawn", () => {
+    const node = loneNode({ id: 2, voters: [1, 2, 3], term: 6, logTerms: [1] });
+    // Leader 1 of term 6 sends 2-3; the acknowledgement waits for the next Ready.
+    node.step(msg({ type: "Append", from: 1, to: 2, term: 6, logIndex: 1, logTerm: 1, entries: [entry(2, 6), entry(3, 6)] }));
+    // Before that Ready, leader 3 of term 8 replaces them.
+    node.step(msg({ type: "Append", from: 3, to: 2, term: 8, logIndex: 1, logTerm: 1, entries: [entry(2, 8)] }));
+    const rd = node.ready();
+    expect(rd.entries.map((e) => `${e.index}/${e.term}`)).toEqual(["2/8"]);
+    // Leader 1 must not hear "I hold 3" from a node whose disk never held 2/6 and 3/6.
+    expect(rd.messages.map((m) => [m.to, m.type, m.term, m.hintIndex])).toEqual([[3, "AppendResp", 8, 2]]);
+    node.advance(rd);
+  });
+
   it("an Append below the commit index is answered with the commit index", () => {
     const node = loneNode({ id: 2, voters: [1, 2, 3], term: 4, logTerms: [1, 1, 2], commit: 3 });
     node.step(msg({ type: "Append", from: 1, to: 2, term: 4, logIndex: 1, logTerm: 1, entries: [entry(2, 1)] }));

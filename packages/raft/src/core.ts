@@ -655,8 +655,10 @@ export class RaftCore implements RaftNode {
       this.send({ type: "AppendResp", to: m.from, logIndex: m.logIndex, hintIndex: this.log.committed });
       return;
     }
-    const lastNew = this.log.maybeAppend(m.logIndex, m.logTerm, m.entries);
-    if (lastNew !== undefined) {
+    const appended = this.log.maybeAppend(m.logIndex, m.logTerm, m.entries);
+    if (appended !== undefined) {
+      const lastNew = appended.lastNew;
+      if (appended.truncatedFrom !== undefined) this.dropAcksFrom(appended.truncatedFrom);
       // §5.3 rule 5: commit up to min(leaderCommit, index of the last new entry). Entries
       // beyond lastNew may be stale ones of an old leader.
       this.log.commitTo(Math.min(m.commit, lastNew));
@@ -668,6 +670,19 @@ export class RaftCore implements RaftNode {
     const hintTerm = this.log.term(hintIndex);
     assert(hintTerm !== undefined, () => `no term for back-off hint ${hintIndex}`);
     this.send({ type: "AppendResp", to: m.from, reject: true, logIndex: m.logIndex, hintIndex, hintTerm });
+  }
+
+  /**
+   * Withdraws queued acknowledgements of entries at or after `index`, which were just
+   * replaced. They were created for entries that may never reach the disk now; sending
+   * one after the Ready that persists the replacement would promise a leader (of an
+   * older term, still counting replicas) an entry this node does not hold, breaking the
+   * majority that commitment relies on (§5.4). Dropping a message is always safe.
+   * Acknowledgements already handed out in a Ready are sent after that Ready's entries
+   * are durable, so they were true when they left.
+   */
+  private dropAcksFrom(index: number): void {
+    this.msgs = this.msgs.filter((m) => m.type !== "AppendResp" || m.reject || m.hintIndex < index);
   }
 
   private handleHeartbeat(m: Message): void {
@@ -687,7 +702,9 @@ export class RaftCore implements RaftNode {
         // entries and just learn that they are committed.
         this.log.commitTo(index);
       } else {
-        // §7: otherwise discard the entire log and start over from the snapshot.
+        // §7: otherwise discard the entire log and start over from the snapshot. Entries
+        // above the commit index we acknowledged are gone with it.
+        this.dropAcksFrom(this.log.committed + 1);
         this.log.restore(snapshot);
       }
     }

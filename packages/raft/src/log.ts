@@ -104,9 +104,10 @@ export class RaftLog {
    * `prevTerm`, appends `entries`, deleting an existing entry and all that follow only
    * when it conflicts (same index, different term): a stale or duplicated Append must
    * never truncate entries that match. Returns the last index known to match the leader
-   * (prevIndex + entries.length), or undefined when prevIndex/prevTerm do not match.
+   * (prevIndex + entries.length) and the index from which existing entries were replaced
+   * (if any), or undefined when prevIndex/prevTerm do not match.
    */
-  maybeAppend(prevIndex: number, prevTerm: number, entries: readonly Entry[]): number | undefined {
+  maybeAppend(prevIndex: number, prevTerm: number, entries: readonly Entry[]): { lastNew: number; truncatedFrom: number | undefined } | undefined {
     if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
     const lastNew = prevIndex + entries.length;
     let k = 0;
@@ -118,15 +119,17 @@ export class RaftLog {
       const ours = this.term(e.index);
       if (ours === undefined || ours !== e.term) break;
     }
+    let truncatedFrom: number | undefined;
     if (k < entries.length) {
       const conflict = entries[k]!.index;
       if (conflict <= this.lastIndex()) {
         assert(conflict > this.committed, () => `entry ${conflict} conflicts with the leader but is committed (commit ${this.committed})`);
         this.truncateFrom(conflict);
+        truncatedFrom = conflict;
       }
       this.append(entries.slice(k));
     }
-    return lastNew;
+    return { lastNew, truncatedFrom };
   }
 
   private truncateFrom(index: number): void {
