@@ -74,6 +74,20 @@ describe("Producer against an in-memory broker", () => {
     expect(broker.calls.get("metadata") ?? 0).toBeGreaterThan(metadataBefore);
   });
 
+  it("waits for a partition without a leader, asking for metadata at most once per retry.backoff.ms", async () => {
+    broker.leaderless.add("t/0");
+    const p = producer({ lingerMs: 0, retryBackoffMs: 50, retryBackoffMaxMs: 50 });
+    const sent = p.send({ topic: "t", messages: [{ value: "a", partition: 0 }] });
+    await new Promise((r) => setTimeout(r, 500));
+    const metadataCalls = broker.calls.get("metadata") ?? 0;
+    // About 500 / 50 refreshes; a loop without backoff would make hundreds.
+    expect(metadataCalls).toBeGreaterThan(2);
+    expect(metadataCalls).toBeLessThan(25);
+    expect(broker.calls.get("produce") ?? 0).toBe(0);
+    broker.leaderless.delete("t/0");
+    expect((await sent)[0]?.offset).toBe(0);
+  });
+
   it("retries a whole request that failed with a network error", async () => {
     const p = producer({ lingerMs: 0 });
     await p.send({ topic: "t", messages: [{ value: "a", partition: 0 }] });

@@ -127,6 +127,7 @@ export class Producer {
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs = Infinity;
   private metadataRefresh: Promise<void> | undefined;
+  private lastRefreshStartMs = -Infinity;
   /** Waiters for buffer space (buffer.memory), woken as batches complete. */
   private spaceWaiters: (() => void)[] = [];
   /** Settles when the last send() call has queued its records (see send()). */
@@ -375,6 +376,14 @@ export class Producer {
   private refreshMetadata(): void {
     this.cluster.markStale();
     if (this.metadataRefresh) return;
+    // At most one refresh per retry.backoff.ms, so a partition without a leader does not
+    // turn the sender into a loop of Metadata requests.
+    const sinceMs = this.common.clock.monotonicMs() - this.lastRefreshStartMs;
+    if (sinceMs < this.common.retry.retryBackoffMs) {
+      this.scheduleAt(this.common.retry.retryBackoffMs - sinceMs);
+      return;
+    }
+    this.lastRefreshStartMs = this.common.clock.monotonicMs();
     const deadlineMs = this.common.clock.monotonicMs() + this.common.requestTimeoutMs;
     this.metadataRefresh = this.cluster
       .refresh(deadlineMs)

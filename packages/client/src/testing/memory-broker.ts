@@ -36,6 +36,8 @@ export class MemoryBroker {
   readonly calls = new Map<string, number>();
   /** Each Produce request as received: partition -> number of batches. */
   readonly produceLog: { topic: string; partition: number; batches: number }[][] = [];
+  /** Partitions ("topic/partition") reported without a leader in Metadata. */
+  readonly leaderless = new Set<string>();
   private server: grpc.Server | undefined;
   port = 0;
   private waiters: (() => void)[] = [];
@@ -150,7 +152,10 @@ export class MemoryBroker {
           name,
           topicId: `id-${name}`,
           isInternal: false,
-          partitions: parts.map((_, partition) => ({ errorCode: 0, partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1], offlineReplicas: [] })),
+          partitions: parts.map((_, partition) => {
+            const leaderId = this.leaderless.has(`${name}/${partition}`) ? -1 : 1;
+            return { errorCode: leaderId < 0 ? ErrorCodes.LEADER_NOT_AVAILABLE.code : 0, partition, leaderId, leaderEpoch: 0, replicas: [1], isr: leaderId < 0 ? [] : [1], offlineReplicas: [] };
+          }),
         };
       }),
     };
