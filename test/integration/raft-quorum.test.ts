@@ -8,6 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FlotillaError } from "../../packages/common/src/errors.js";
+import { decodeHardState, encodeHardState } from "../../packages/controller/src/raft/codec.js";
+import { LevelKvBackend } from "../../packages/controller/src/raft/storage-level.js";
 import { RaftTestMachineClient } from "../../packages/controller/src/raft/test-machine-client.js";
 import type { ReadResponse, StatusResponse } from "../../packages/controller/src/raft/test-machine-service.js";
 import { freePorts, killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
@@ -174,5 +176,19 @@ describe("controller quorum of 3 real processes", () => {
     await waitCaughtUp(before.id, final);
     const statuses = await client.statuses();
     for (const [address, s] of statuses) expect((s as FlotillaError).errorName, `node at ${address} answers`).toBeUndefined();
+  });
+
+  it("a node whose stored Raft state is corrupt refuses to start, naming the problem", { timeout: 60_000 }, async () => {
+    const leader = await agreedLeader(IDS);
+    const victim = IDS.find((id) => id !== leader.id)!;
+    await nodes.get(victim)!.kill("SIGKILL");
+    const kv = await LevelKvBackend.open(path.join(dataRoot, `node-${victim}`, "raft"));
+    const current = new TextEncoder().encode("current");
+    const hs = decodeHardState((await kv.get("hard-state", current))!);
+    await kv.write([{ space: "hard-state", key: current, value: encodeHardState({ ...hs, commit: hs.commit + 1_000_000 }) }], { sync: true });
+    await kv.close();
+    const err = await startNode(victim).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/STORAGE_CORRUPT: hard state commit index \d+ is beyond the last stored index \d+/);
   });
 });
