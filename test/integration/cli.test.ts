@@ -94,6 +94,15 @@ describe("the flotilla CLI", () => {
     partitionLines.forEach((line, i) => expect(line).toMatch(new RegExp(`^\\tTopic: orders\\tPartition: ${i}\\tLeader: 1\\tReplicas: 1\\tIsr: 1\\tLeaderEpoch: \\d+$`)));
   });
 
+  it("consume stops on Ctrl-C with exit 0 and its summary", async () => {
+    const consumer = spawnFlotilla(["consume", "--topic", "orders", "--from-beginning", ...bs()]);
+    started.push(consumer);
+    await consumer.waitForStdout(/third/);
+    expect(await consumer.stop("SIGINT")).toEqual({ code: 0, signal: null });
+    expect(consumer.stdout().trim().split("\n").sort()).toEqual(["a:b", "first", "no separator here", "second", "third"]);
+    expect(consumer.stderr()).toContain("Processed a total of 5 messages");
+  });
+
   it("fails with exit 1 and the error name on stderr for an unknown topic or an existing one", async () => {
     const [produce, consume, again] = await Promise.all([
       runFlotilla(["produce", "--topic", "no-such-topic", ...bs()], { stdin: "x\n" }),

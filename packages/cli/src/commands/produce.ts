@@ -68,7 +68,7 @@ export function produceCommand(io: CliIo): Command {
         const t = md.topics.find((x) => x.name === topic);
         if (!t) throw new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${topic}" does not exist`);
         if (partition !== undefined && t && partition >= t.partitions.length) {
-          throw new UsageError(`--partition ${partition} is out of range: topic ${topic} has ${t.partitions.length} partition(s)`);
+          throw new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${topic}" has no partition ${partition} (it has ${t.partitions.length})`);
         }
       } finally {
         await admin.close();
