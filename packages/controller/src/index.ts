@@ -5,3 +5,4 @@ export * from "./commands/result.js";
 export * from "./commands/placement.js";
 export * from "./commands/topics.js";
 export * from "./commands/brokers.js";
+export * from "./channel.js";
