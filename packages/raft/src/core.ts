@@ -9,7 +9,8 @@
  * What the driver must do with it is written in ./types.ts. Everything here is synchronous
  * and a function of (config, the sequence of calls): no clock, no Math.random, no timers.
  */
-import { assert, FlotillaError } from "@flotilla/common";
+import { assert } from "@flotilla/common";
+import { RAFT_DEFAULTS, TRANSFER_CONTEXT, validateConfig } from "./config.js";
 import { RaftLog } from "./log.js";
 import { Progress } from "./progress.js";
 import { ReadOnlyQueue } from "./read-only.js";
@@ -31,42 +32,11 @@ import {
   type SoftState,
 } from "./types.js";
 
-/** Vote.context of a campaign started by TimeoutNow (thesis §3.10). */
-export const TRANSFER_CONTEXT = "transfer";
-
-export const RAFT_DEFAULTS = {
-  maxEntriesPerAppend: 256,
-  maxInflightAppends: 64,
-  maxUncommittedEntries: 10_000,
-  maxCommittedEntriesPerReady: 1024,
-  maxPendingReadIndex: 4096,
-} as const;
-
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 const NO_DATA = new Uint8Array(0);
 
 type CampaignKind = "pre-vote" | "election" | "transfer";
 type MessageFields = Partial<Message> & { readonly type: MessageType; readonly to: NodeId };
-
-function validateConfig(config: RaftConfig): void {
-  const bad = (detail: string): never => {
-    throw new FlotillaError("INVALID_CONFIG", `raft: ${detail}`);
-  };
-  const voters = config.voters;
-  const observers = config.observers ?? [];
-  if (voters.length === 0) bad("the voter set is empty");
-  const all = [...voters, ...observers];
-  if (all.some((id) => !Number.isInteger(id) || id <= NONE)) bad(`node ids must be positive integers, got ${all.join(",")}`);
-  if (new Set(all).size !== all.length) bad(`a node id appears twice among voters ${voters.join(",")} and observers ${observers.join(",")}`);
-  if (!all.includes(config.id)) bad(`node ${config.id} is neither a voter nor an observer`);
-  if (!Number.isInteger(config.heartbeatTicks) || config.heartbeatTicks < 1) bad(`heartbeatTicks must be >= 1, got ${config.heartbeatTicks}`);
-  if (!Number.isInteger(config.electionTicks) || config.electionTicks <= config.heartbeatTicks)
-    bad(`electionTicks (${config.electionTicks}) must be an integer greater than heartbeatTicks (${config.heartbeatTicks})`);
-  for (const key of ["maxEntriesPerAppend", "maxInflightAppends", "maxUncommittedEntries", "maxCommittedEntriesPerReady", "maxPendingReadIndex"] as const) {
-    const v = config[key];
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${key} must be a positive integer, got ${v}`);
-  }
-}
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;

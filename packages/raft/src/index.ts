@@ -1,3 +1,4 @@
 export * from "./types.js";
-export { RaftCore, RAFT_DEFAULTS, TRANSFER_CONTEXT } from "./core.js";
+export { RaftCore } from "./core.js";
+export { RAFT_DEFAULTS, TRANSFER_CONTEXT, validateConfig } from "./config.js";
 export { formatEntry, formatEntries, formatMessage, formatReady } from "./format.js";
