@@ -5,3 +5,4 @@ export * from "./grpc-errors.js";
 export * from "./batch/records.js";
 export * from "./batch/compression.js";
 export * from "./partitioner.js";
+export * from "./group-api.js";
