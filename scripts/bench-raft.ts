@@ -105,9 +105,13 @@ const dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-bench-raft-"));
 let client: RaftTestMachineClient | undefined;
 
 async function cleanup(): Promise<void> {
-  client?.close();
-  await killAllProcesses();
-  fs.rmSync(dataRoot, { recursive: true, force: true });
+  try {
+    client?.close();
+    await killAllProcesses();
+    fs.rmSync(dataRoot, { recursive: true, force: true, maxRetries: 3 });
+  } catch (err) {
+    console.error(`bench-raft: cleanup: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 process.on("SIGINT", () => {
