@@ -694,7 +694,11 @@ export class RaftCore implements RaftNode {
     }
     assert(m.hintIndex <= this.log.lastIndex(), () => `peer ${m.from} acknowledged ${m.hintIndex} beyond the leader's last index ${this.log.lastIndex()}`);
     const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.hintIndex)) return;
+    // A probe answered with what we already knew still shows where the follower is: it
+    // may start streaming.
+    const probeConfirmed = pr.state === "probe" && m.hintIndex === pr.match && m.logIndex === pr.next - 1;
+    const updated = pr.maybeUpdate(m.hintIndex);
+    if (!updated && !probeConfirmed) return;
     switch (pr.state) {
       case "probe":
         pr.becomeReplicate();
@@ -711,7 +715,8 @@ export class RaftCore implements RaftNode {
         break;
     }
     if (this.maybeCommit()) this.bcastAppend();
-    else if (wasPaused) this.sendAppend(pr.id);
+    // It was paused, so it may lack our latest commit index: tell it, even with no entries.
+    else if (wasPaused && updated) this.sendAppend(pr.id);
     // Pipelining: fill the window. Bounded: each send adds an inflight or pauses a probe.
     for (let n = 0; n < this.maxInflightAppends && this.sendAppend(pr.id, false); n++);
     if (pr.id === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(pr.id);
