@@ -482,7 +482,8 @@ export class RaftDriver {
       this.hardTerm = rd.hardState.term;
     }
 
-    // Duties 2 and 3: one atomic, fsynced batch.
+    // Duties 2 and 3: one atomic batch, fsynced unless only the commit index changed
+    // (RaftStorage.persist: Raft never promises a commit index in a message).
     if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
       await this.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     }
