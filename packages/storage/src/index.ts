@@ -19,3 +19,4 @@ export {
   type TopicPartition,
 } from "./log-manager.js";
 export { segmentFileName, LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX } from "./segment.js";
+export { LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, type EpochEntry } from "./leader-epoch-cache.js";

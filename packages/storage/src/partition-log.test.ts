@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FlotillaError, SeededRandom } from "@flotilla/common";
 import { silentLogger } from "@flotilla/common/logger";
-import { readBatchHeader, validateBatches } from "@flotilla/protocol";
+import { decodeBatches, encodeBatch, readBatchHeader, validateBatches } from "@flotilla/protocol";
 import { PartitionLog, type LogConfig } from "./index.js";
 import { FakeClock, buildBatch, tempDir, testConfig } from "./test-support.js";
 
@@ -49,10 +49,10 @@ function expectedStored(batch: Buffer, baseOffset: number, leaderEpoch: number):
 
 describe("PartitionLog appends and reads", () => {
   it("round-trips batches by offset across many segments, bytes unchanged but for offset and epoch", async () => {
-    const log = await openLog(testConfig({ segmentBytes: 1024, indexIntervalBytes: 100 }));
+    const log = await openLog(testConfig({ segmentBytes: 600, indexIntervalBytes: 100 }));
     const rng = new SeededRandom(7);
     const stored: { baseOffset: number; lastOffset: number; bytes: Buffer }[] = [];
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 150; i++) {
       const records = rng.int(1, 6);
       const batch = buildBatch({ records, valueBytes: rng.int(4, 60), seed: i });
       const original = Buffer.from(batch);
@@ -86,6 +86,24 @@ describe("PartitionLog appends and reads", () => {
     expect(validateBatches(read.records).map((b) => b.header.baseOffset)).toEqual([0, 2, 5]);
   });
 
+  it("stores batches from the record codec, compressed or not, so they decode with the offsets the leader assigned", async () => {
+    const log = await openLog(testConfig({ segmentBytes: 1 << 20 }));
+    await log.appendAsLeader(buildBatch({ records: 3 }), { leaderEpoch: 0 }); // offsets 0..2
+    const records = Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`value ${i} `.repeat(8)), timestamp: clock.now + i }));
+    const gzip = encodeBatch(records.slice(0, 10), { compression: "gzip" });
+    const plain = encodeBatch(records.slice(10), { compression: "none", producerId: 42, producerEpoch: 1, baseSequence: 0 });
+    const info = await log.appendAsLeader(Buffer.concat([gzip, plain]), { leaderEpoch: 5 });
+    expect(info).toMatchObject({ baseOffset: 3, lastOffset: 22, batchCount: 2, recordCount: 20, maxTimestamp: clock.now + 19 });
+    const read = await log.read(3, { maxBytes: 1 << 20 });
+    const decoded = decodeBatches(read.records);
+    expect(decoded.map((b) => b.compression)).toEqual(["gzip", "none"]);
+    expect(decoded.map((b) => b.header.partitionLeaderEpoch)).toEqual([5, 5]);
+    const flat = decoded.flatMap((b) => b.records);
+    expect(flat.map((r) => r.offset)).toEqual(Array.from({ length: 20 }, (_, i) => 3 + i));
+    expect(flat.map((r) => r.value?.toString())).toEqual(records.map((r) => r.value.toString()));
+    expect(decoded[1]!.header.producerId).toBe(42);
+  });
+
   it("rejects a batch with a bad CRC and appends nothing of the call", async () => {
     const log = await openLog();
     const good = buildBatch({ seed: 1 });
@@ -97,9 +115,9 @@ describe("PartitionLog appends and reads", () => {
     await expect(log.appendAsLeader(Buffer.alloc(0), { leaderEpoch: 0 })).rejects.toSatisfy((e) => FlotillaError.is(e, "INVALID_BATCH"));
   });
 
-  it("rejects a batch larger than segment.bytes", async () => {
+  it("rejects a batch larger than segment.bytes with RECORD_LIST_TOO_LARGE, as Kafka does", async () => {
     const log = await openLog(testConfig({ segmentBytes: 200 }));
-    await expect(log.appendAsLeader(buildBatch({ valueBytes: 300 }), { leaderEpoch: 0 })).rejects.toSatisfy((e) => FlotillaError.is(e, "MESSAGE_TOO_LARGE"));
+    await expect(log.appendAsLeader(buildBatch({ valueBytes: 300 }), { leaderEpoch: 0 })).rejects.toSatisfy((e) => FlotillaError.is(e, "RECORD_LIST_TOO_LARGE"));
   });
 
   it("keeps the follower's offsets and refuses ones that do not continue the log", async () => {

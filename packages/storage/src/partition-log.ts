@@ -7,6 +7,7 @@ import { setBaseOffset, setPartitionLeaderEpoch, validateBatchAt } from "@flotil
 import { SEGMENT_BYTES_MAX, validateLogConfig, type LogConfig } from "./config.js";
 import { Mutex, ReadWriteLock } from "./lock.js";
 import { storageError, syncDir, unlinkIfExists, writeWholeFile } from "./io.js";
+import { LeaderEpochCache } from "./leader-epoch-cache.js";
 import {
   INDEX_SUFFIX,
   LOG_SUFFIX,
@@ -104,6 +105,7 @@ export interface SegmentInfo {
 interface PlannedBatch extends AppendBatch {
   lastOffsetDelta: number;
   recordCount: number;
+  partitionLeaderEpoch: number;
 }
 
 type LogState = "open" | "closed" | "deleted" | "failed";
@@ -139,6 +141,12 @@ export class PartitionLog {
   readonly topic: string;
   readonly partition: number;
   readonly recovery: RecoveryInfo;
+  /**
+   * Epoch -> first offset, kept in step with the log: a leader append in a new epoch and a
+   * follower append of a batch with a newer partitionLeaderEpoch add an entry; truncation,
+   * full truncation and retention trim it (see LeaderEpochCache for the file).
+   */
+  readonly leaderEpochCache: LeaderEpochCache;
 
   private config: LogConfig;
   private readonly clock: Clock;
@@ -157,8 +165,9 @@ export class PartitionLog {
   private readonly backgroundFlushes = new Set<Promise<void>>();
   private readonly backgroundFlushLock = new Mutex();
 
-  private constructor(options: PartitionLogOptions, segments: LogSegment[], recovery: RecoveryInfo) {
+  private constructor(options: PartitionLogOptions, segments: LogSegment[], recovery: RecoveryInfo, leaderEpochCache: LeaderEpochCache) {
     this.dir = options.dir;
+    this.leaderEpochCache = leaderEpochCache;
     this.topic = options.topic;
     this.partition = options.partition;
     this.config = options.config;
@@ -269,7 +278,10 @@ export class PartitionLog {
     }
     recovery.segments = segments.length;
     recovery.durationMs = clock.monotonicMs() - startedMs;
-    const log = new PartitionLog({ ...options, logger }, segments, recovery);
+    // Recovery may have cut the tail: epochs that start past the end describe lost records.
+    const leaderEpochCache = await LeaderEpochCache.load(dir, logger);
+    await leaderEpochCache.truncateFromEnd(segments[segments.length - 1]!.nextOffset);
+    const log = new PartitionLog({ ...options, logger }, segments, recovery, leaderEpochCache);
     const level = recovery.recoveredSegments > 0 || recovery.deletedSegments > 0 ? "info" : "debug";
     logger[level]({ ...recovery, logStartOffset: log.logStartOffset, logEndOffset: log.logEndOffset }, "log opened");
     return log;
@@ -362,6 +374,9 @@ export class PartitionLog {
         batch.lastOffset = next + batch.lastOffsetDelta;
         next = batch.lastOffset + 1;
       }
+      // Persisted before the records: a crash in between leaves an epoch that starts at the
+      // log end offset, which is harmless.
+      await this.leaderEpochCache.assign(options.leaderEpoch, plan.batches[0]!.baseOffset);
       return this.appendPlanned(batches, plan);
     });
   }
@@ -381,6 +396,9 @@ export class PartitionLog {
       if (plan.batches[0]!.baseOffset !== this.logEndOffset) {
         throw new FlotillaError("INVALID_REQUEST", `follower append to ${this.topic}-${this.partition} starts at offset ${plan.batches[0]!.baseOffset}, but the log end offset is ${this.logEndOffset}`);
       }
+      for (const batch of plan.batches) {
+        if (batch.partitionLeaderEpoch > this.leaderEpochCache.latestEpoch) await this.leaderEpochCache.assign(batch.partitionLeaderEpoch, batch.baseOffset);
+      }
       return this.appendPlanned(batches, plan);
     });
   }
@@ -395,7 +413,8 @@ export class PartitionLog {
     while (position < buf.length) {
       const { header, size } = validateBatchAt(buf, position);
       if (size > this.config.segmentBytes) {
-        throw new FlotillaError("MESSAGE_TOO_LARGE", `batch at byte ${position} is ${size} bytes, larger than segment.bytes ${this.config.segmentBytes}`);
+        // Kafka's RecordBatchTooLargeException: a batch must fit in one segment.
+        throw new FlotillaError("RECORD_LIST_TOO_LARGE", `batch at byte ${position} is ${size} bytes, larger than segment.bytes ${this.config.segmentBytes}`);
       }
       if (mode === "leader" && (header.recordCount < 1 || header.lastOffsetDelta !== header.recordCount - 1)) {
         throw new FlotillaError("INVALID_BATCH", `batch at byte ${position} has ${header.recordCount} records and lastOffsetDelta ${header.lastOffsetDelta}; a produced batch has at least one record and lastOffsetDelta = recordCount - 1`);
@@ -414,6 +433,7 @@ export class PartitionLog {
         maxTimestamp: header.maxTimestamp,
         lastOffsetDelta: header.lastOffsetDelta,
         recordCount: header.recordCount,
+        partitionLeaderEpoch: header.partitionLeaderEpoch,
       });
       recordCount += header.recordCount;
       if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
@@ -670,6 +690,7 @@ export class PartitionLog {
           active.settings = indexSettingsFor(this.config);
           if (offset < active.nextOffset) await active.truncateTo(offset);
           await syncDir(this.dir);
+          await this.leaderEpochCache.truncateFromEnd(this.logEndOffset);
         } catch (err) {
           this.fail(err);
           throw err;
@@ -712,6 +733,7 @@ export class PartitionLog {
       this.segments = [fresh];
       await syncDir(this.dir);
       for (const path of renamed) await unlinkIfExists(path);
+      await this.leaderEpochCache.clear();
     } catch (err) {
       this.fail(err);
       throw err;
@@ -765,6 +787,7 @@ export class PartitionLog {
             this.forgetOpen(segment);
             await segment.deleteFiles();
           }
+          await this.leaderEpochCache.truncateFromStart(this.logStartOffset);
         } catch (err) {
           this.fail(err);
           throw err;

@@ -24,8 +24,8 @@ afterEach(async () => {
 
 const config: LogConfig = testConfig({ segmentBytes: 600, indexIntervalBytes: 100 });
 
-async function openLog(path = dir.path): Promise<PartitionLog> {
-  const log = await PartitionLog.open({ dir: path, config, clock, logger: silentLogger(), topic: "t", partition: 0 });
+async function openLog(path = dir.path, logConfig = config): Promise<PartitionLog> {
+  const log = await PartitionLog.open({ dir: path, config: logConfig, clock, logger: silentLogger(), topic: "t", partition: 0 });
   opened.push(log);
   return log;
 }
@@ -106,11 +106,13 @@ describe("recovery at open", () => {
 
   it("survives 50 cuts of segment files at random byte positions: whole batches before the cut stay byte for byte, nothing after it", async () => {
     const rng = new SeededRandom(20240611);
+    // Larger segments than elsewhere: two to five per round keeps 50 rounds quick.
+    const cutConfig = testConfig({ segmentBytes: 1200, indexIntervalBytes: 100 });
     const seen = { closedSegmentCut: 0, activeSegmentCut: 0, truncated: 0, segmentsDropped: 0, unclean: 0 };
     for (let round = 0; round < 50; round++) {
       const roundDir = join(dir.path, `round-${round}`);
-      const log = await openLog(roundDir);
-      await fillLog(log, rng, rng.int(5, 25));
+      const log = await openLog(roundDir, cutConfig);
+      await fillLog(log, rng, rng.int(8, 25));
       await closeLog(log);
       const clean = rng.bool();
       if (!clean) await unlink(join(roundDir, CLEAN_SHUTDOWN_FILE));
@@ -131,7 +133,7 @@ describe("recovery at open", () => {
       const expectedEnd = cut === fileBytes ? before.at(-1)!.lastOffset + 1 : survivors.length > 0 && survivors.at(-1)!.file === file ? survivors.at(-1)!.lastOffset + 1 : baseOfCutFile;
       const context = `round ${round}: cut ${file} (${fileIndex + 1} of ${files.length}) at ${cut} of ${fileBytes} bytes, ${clean ? "clean" : "unclean"} shutdown`;
 
-      const reopened = await openLog(roundDir);
+      const reopened = await openLog(roundDir, cutConfig);
       if (fileIndex < files.length - 1) seen.closedSegmentCut++;
       else seen.activeSegmentCut++;
       if (reopened.recovery.truncatedBytes > 0) seen.truncated++;
@@ -146,7 +148,7 @@ describe("recovery at open", () => {
       await closeLog(reopened);
       if (round % 5 === 0) {
         // The repaired log is whole: a clean reopen needs no recovery.
-        const third = await openLog(roundDir);
+        const third = await openLog(roundDir, cutConfig);
         expect(third.recovery.recoveredSegments, context).toBe(0);
         expect(await readAll(third), context).toEqual(after);
         await closeLog(third);
