@@ -18,6 +18,7 @@ import path from "node:path";
 import { FlotillaError, Limits } from "@flotilla/common";
 import { DEFAULT_TOPIC_CONFIG, parseLong, type TimestampType, type TopicConfig } from "@flotilla/metadata";
 import { collectProperties, envNameOfProperty, type ConfigSources, type PropertyValue, type RawProperties } from "./config-sources.js";
+import type { GroupCoordinatorConfig } from "./group/config.js";
 
 export interface Listener {
   /** Listener name, e.g. PLAINTEXT; "PLAINTEXT" when the value had no scheme. */
@@ -60,6 +61,8 @@ export interface ServerConfig {
   readonly clusterId: string | null;
   /** Topic defaults from the broker's log.* keys, message.max.bytes and min.insync.replicas. */
   readonly topicDefaults: TopicConfig;
+  /** offsets.* and group.* keys (./group/config.ts). */
+  readonly groups: GroupCoordinatorConfig;
   /** Keys set that this build does not know, with their source. */
   readonly unknownKeys: readonly { key: string; source: string }[];
 }
@@ -113,6 +116,17 @@ export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
   "broker.rack": { kind: "string" },
   "cluster.id": { kind: "string" },
   "auto.create.topics.enable": { kind: "boolean", default: "true" },
+  "offsets.topic.num.partitions": { kind: "int", default: "50", min: 1, max: 10_000 },
+  "offsets.topic.replication.factor": { kind: "int", default: "3", min: 1, max: 32767 },
+  "group.min.session.timeout.ms": { kind: "int", default: "6000", min: 1 },
+  "group.max.session.timeout.ms": { kind: "int", default: "1800000", min: 1 },
+  "group.initial.rebalance.delay.ms": { kind: "int", default: "3000", min: 0 },
+  "group.max.size": { kind: "int", default: "1000", min: 1, max: 100_000 },
+  "offsets.retention.minutes": { kind: "int", default: "10080", min: 1 },
+  "offsets.retention.check.interval.ms": { kind: "long", default: "600000", min: 1, max: INT_MAX },
+  "offsets.commit.timeout.ms": { kind: "int", default: "5000", min: 1 },
+  "offsets.load.buffer.size": { kind: "int", default: "5242880", min: 1 },
+  "offset.metadata.max.bytes": { kind: "int", default: "4096", min: 0 },
 };
 
 function bad(key: string, pv: PropertyValue | undefined, problem: string): FlotillaError {
@@ -256,6 +270,27 @@ function topicDefaults(r: PropertyReader): TopicConfig {
   });
 }
 
+function groupConfig(r: PropertyReader): GroupCoordinatorConfig {
+  const groupMinSessionTimeoutMs = r.requiredNumber("group.min.session.timeout.ms");
+  const groupMaxSessionTimeoutMs = r.requiredNumber("group.max.session.timeout.ms");
+  if (groupMaxSessionTimeoutMs < groupMinSessionTimeoutMs) {
+    throw bad("group.max.session.timeout.ms", r.source("group.max.session.timeout.ms") ?? { value: String(groupMaxSessionTimeoutMs), source: "default" }, `must be at least group.min.session.timeout.ms (${groupMinSessionTimeoutMs})`);
+  }
+  return Object.freeze({
+    offsetsTopicNumPartitions: r.requiredNumber("offsets.topic.num.partitions"),
+    offsetsTopicReplicationFactor: r.requiredNumber("offsets.topic.replication.factor"),
+    groupMinSessionTimeoutMs,
+    groupMaxSessionTimeoutMs,
+    groupInitialRebalanceDelayMs: r.requiredNumber("group.initial.rebalance.delay.ms"),
+    groupMaxSize: r.requiredNumber("group.max.size"),
+    offsetsRetentionMs: r.requiredNumber("offsets.retention.minutes") * 60_000,
+    offsetsRetentionCheckIntervalMs: r.requiredNumber("offsets.retention.check.interval.ms"),
+    offsetsCommitTimeoutMs: r.requiredNumber("offsets.commit.timeout.ms"),
+    offsetsLoadBufferBytes: r.requiredNumber("offsets.load.buffer.size"),
+    offsetMetadataMaxBytes: r.requiredNumber("offset.metadata.max.bytes"),
+  });
+}
+
 /** Reads and checks the server configuration; see the module comment for precedence. */
 export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
   const raw = collectProperties(sources);
@@ -328,6 +363,7 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
     brokerRack: r.string("broker.rack") ?? null,
     clusterId,
     topicDefaults: defaults,
+    groups: groupConfig(r),
     unknownKeys,
   });
 }
