@@ -49,7 +49,7 @@ describe("Controller", () => {
     const { brokerEpoch } = await controller.registerBroker({ brokerId: 1, incarnationId: "a", endpoints, rack: null });
     expect(brokerEpoch).toBe(0);
     expect(controller.image().brokers.get(1)?.fenced).toBe(true);
-    expect(await controller.brokerHeartbeat({ brokerId: 1, brokerEpoch, currentMetadataOffset: 0, wantFence: false })).toEqual({ isFenced: false });
+    expect(await controller.brokerHeartbeat({ brokerId: 1, brokerEpoch, currentMetadataOffset: 0, wantFence: false })).toEqual({ isFenced: false, shouldShutDown: false, isCaughtUp: true });
 
     const response = await controller.createTopics({ topics: [{ name: "orders", numPartitions: 3, replicationFactor: -1, configs: {} }], timeoutMs: 1000, validateOnly: false });
     expect(response.topics[0]).toMatchObject({ name: "orders", errorCode: 0, numPartitions: 3, replicationFactor: 1 });
@@ -125,5 +125,50 @@ describe("Controller", () => {
     const settled = await Promise.allSettled(calls);
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
     expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/2 commands queued \(limit 2\)/);
+  });
+
+  it("fences a broker whose session expired, gives its partitions new leaders, and unfences it when it returns", async () => {
+    let now = 0;
+    const clock = { nowMs: () => now, monotonicMs: () => now };
+    const log = await LevelMetadataLog.open(dir, { logger });
+    const controller = await Controller.start({ log, defaults: { numPartitions: 1, replicationFactor: 1 }, random: new SeededRandom(3), logger, clock, brokerSessionTimeoutMs: 1000 });
+    cleanups.push(async () => {
+      await controller.close();
+      await log.close();
+    });
+    await controller.tick(0);
+    await registerAndUnfence(controller, 1);
+    await registerAndUnfence(controller, 2);
+    await controller.createTopics({ topics: [{ name: "t", numPartitions: 4, replicationFactor: 2, configs: {} }], timeoutMs: 0, validateOnly: false });
+    const ledBy = (id: number) => [...controller.image().topicsByName.get("t")!.partitions.values()].filter((p) => p.leader === id).length;
+    expect(ledBy(1)).toBe(2);
+    const epoch2 = controller.image().brokers.get(2)!.brokerEpoch;
+    now = 800;
+    await controller.brokerHeartbeat({ brokerId: 2, brokerEpoch: epoch2, currentMetadataOffset: controller.image().offset, wantFence: false });
+    now = 1500; // broker 1 silent since 0, broker 2 heard at 800
+    await controller.tick(now);
+    expect(controller.image().brokers.get(1)?.fenced).toBe(true);
+    expect(controller.image().brokers.get(2)?.fenced).toBe(false);
+    expect(ledBy(1)).toBe(0);
+    expect(ledBy(2)).toBe(4);
+    // Broker 1 comes back (same process, same epoch), caught up: unfenced.
+    const epoch1 = controller.image().brokers.get(1)!.brokerEpoch;
+    const reply = await controller.brokerHeartbeat({ brokerId: 1, brokerEpoch: epoch1, currentMetadataOffset: controller.image().offset, wantFence: false });
+    expect(reply.isFenced).toBe(false);
+    expect(controller.image().brokers.get(1)?.fenced).toBe(false);
+  });
+
+  it("controlled shutdown: the heartbeat with wantShutDown answers shouldShutDown after leadership moved away", async () => {
+    const { controller } = await start(4);
+    await registerAndUnfence(controller, 1);
+    await registerAndUnfence(controller, 2);
+    await controller.createTopics({ topics: [{ name: "t", numPartitions: 4, replicationFactor: 2, configs: {} }], timeoutMs: 0, validateOnly: false });
+    const epoch1 = controller.image().brokers.get(1)!.brokerEpoch;
+    const reply = await controller.brokerHeartbeat({ brokerId: 1, brokerEpoch: epoch1, currentMetadataOffset: controller.image().offset, wantFence: false, wantShutDown: true });
+    expect(reply).toMatchObject({ shouldShutDown: true, isFenced: true });
+    for (const p of controller.image().topicsByName.get("t")!.partitions.values()) {
+      expect(p.leader).toBe(2);
+      expect(p.isr).toEqual([2]);
+    }
   });
 });

@@ -18,7 +18,7 @@
  *   KAFKA_STORAGE_ERROR when the disk failed; after a storage error the log refuses
  *   every later append (offsets could no longer be trusted).
  */
-import type { CommittedRecord, MetadataRecord } from "@flotilla/metadata";
+import type { CommittedRecord, MetadataImage, MetadataRecord } from "@flotilla/metadata";
 
 export interface CommittedBatch {
   readonly baseOffset: number;
@@ -38,6 +38,24 @@ export interface MetadataLog {
   read(fromOffset: number): AsyncIterable<CommittedRecord>;
   /** Subscribes to committed batches; returns the unsubscribe function. */
   onCommit(listener: CommitListener): () => void;
+  /**
+   * Whether this node may append now (it is the active controller). Logs without the
+   * method (the single-node log) always may. A Raft log says yes only once the leader
+   * has applied every entry of earlier terms, so that commands run on a current image.
+   */
+  isActive?(): boolean;
+  /** "host:port" of the active controller's controller listener, when known. */
+  activeAddress?(): string | undefined;
+  /**
+   * The image as of the committed offset, for logs that keep one (the Raft log keeps it
+   * for snapshots). The controller starts from it instead of replaying read(0).
+   */
+  currentImage?(): MetadataImage;
+  /**
+   * Subscribes to snapshot loads: the whole image was replaced (a lagging node got the
+   * leader's snapshot). Listeners of onCommit then continue after `image.offset`.
+   */
+  onSnapshot?(listener: (image: MetadataImage) => void): () => void;
   /** Waits for appends in flight, then releases the storage. Appends after close reject. */
   close(): Promise<void>;
 }

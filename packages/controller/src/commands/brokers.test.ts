@@ -15,7 +15,7 @@ describe("broker registration and heartbeats", () => {
     let image = apply(EMPTY_IMAGE, reg.records);
     expect(image.brokers.get(1)).toMatchObject({ fenced: true, brokerEpoch: 0 });
     // Not caught up yet (it has applied nothing): stays fenced.
-    expect(brokerHeartbeat(image, { brokerId: 1, brokerEpoch: 0, currentMetadataOffset: -1, wantFence: false })).toEqual({ records: [], response: { isFenced: true } });
+    expect(brokerHeartbeat(image, { brokerId: 1, brokerEpoch: 0, currentMetadataOffset: -1, wantFence: false })).toEqual({ records: [], response: { isFenced: true, shouldShutDown: false, isCaughtUp: false } });
     const hb = brokerHeartbeat(image, { brokerId: 1, brokerEpoch: 0, currentMetadataOffset: 0, wantFence: false });
     expect(hb.response.isFenced).toBe(false);
     image = apply(image, hb.records);
