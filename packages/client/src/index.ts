@@ -29,3 +29,25 @@ export type { TopicPartition } from "./accumulator.js";
 export type { Bytes, HeadersInput, MessageHeaderInput, RecordHeader } from "./records.js";
 export type { PartitionerFn, UnkeyedPartitioning } from "./partitioner.js";
 export { parseBootstrapServers } from "./connection.js";
+export {
+  GroupConsumer,
+  CONSUMER_PROTOCOL_TYPE,
+  type GroupConsumerOptions,
+  type SubscribeOptions,
+  type RebalanceListener,
+  type GroupRunOptions,
+  type GroupBatch,
+  type CommittedOffset,
+} from "./group/group-consumer.js";
+export { GroupAdmin, type GroupAdminOptions, type ListedGroupInfo, type GroupDescription, type GroupMemberDescription, type GroupOffset } from "./group/group-admin.js";
+export {
+  rangeAssignor,
+  roundRobinAssignor,
+  cooperativeStickyAssignor,
+  type PartitionAssignor,
+  type AssignorInput,
+  type MemberSubscription,
+  type GroupAssignment,
+  type RebalanceProtocol,
+} from "./group/assignors.js";
+export { encodeSubscription, decodeSubscription, encodeAssignment, decodeAssignment, type Subscription, type Assignment, type TopicPartitions } from "./group/consumer-protocol.js";
