@@ -24,12 +24,16 @@ import {
   type ListOffsetsResponse,
   type MetadataRequest,
   type MetadataResponse,
+  type OffsetForLeaderEpochRequest,
+  type OffsetForLeaderEpochResponse,
   type ProduceRequest,
   type ProduceResponse,
+  type ReplicationApi,
   type TopicMetadata,
 } from "@flotilla/protocol";
 import { handleFetch, type FetchLimits } from "./fetch.js";
 import { handleListOffsets } from "./list-offsets.js";
+import { handleOffsetForLeaderEpoch } from "./offset-for-leader-epoch.js";
 import { handleProduce } from "./produce.js";
 import type { ReplicaManager } from "./replica-manager.js";
 import { brokerInfos, describeTopic, topicMetadata } from "./topic-metadata.js";
@@ -52,7 +56,7 @@ export interface BrokerOptions {
   readonly logger: Logger;
 }
 
-export class Broker implements BrokerApi {
+export class Broker implements BrokerApi, ReplicationApi {
   constructor(private readonly options: BrokerOptions) {}
 
   produce(request: ProduceRequest): Promise<ProduceResponse> {
@@ -65,6 +69,10 @@ export class Broker implements BrokerApi {
 
   listOffsets(request: ListOffsetsRequest): Promise<ListOffsetsResponse> {
     return handleListOffsets(this.options.replicas, request);
+  }
+
+  offsetForLeaderEpoch(request: OffsetForLeaderEpochRequest): Promise<OffsetForLeaderEpochResponse> {
+    return handleOffsetForLeaderEpoch(this.options.replicas, request);
   }
 
   /** Waits until the partitions hosted here reflect the controller's latest image. */

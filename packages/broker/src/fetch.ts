@@ -5,7 +5,12 @@
  * it has min_bytes or max_wait_ms has passed (then it answers with what there is).
  *
  * Consumers (replica_id -1) never see data at or past the high watermark; replicas
- * (replica_id >= 0) read up to the log end offset. max_bytes bounds the response and
+ * (replica_id >= 0) read up to the log end offset. A replica's fetch_offset is its log end
+ * offset: the leader records it (Partition.updateFollowerFetchState, which may move the
+ * HW and add the replica back to the ISR) before reading. Replica fetches also wake on
+ * leader appends, not only on HW moves. Only the leader serves fetches; a
+ * current_leader_epoch other than the leader's is fenced (FENCED_LEADER_EPOCH when older,
+ * UNKNOWN_LEADER_EPOCH when newer; -1 skips the check). max_bytes bounds the response and
  * partition_max_bytes each partition, except that the first partition with data returns
  * at least one whole batch, so a consumer can always make progress (Kafka's rule).
  */
@@ -45,12 +50,17 @@ interface Round {
   readonly version: number;
 }
 
+/** Suffix of the purgatory key replica fetches park on, woken by each leader append. */
+export const REPLICA_WAKE_SUFFIX = "#replica";
+
 function versionOf(replicas: ReplicaManager, request: FetchRequest): number {
   let v = 0;
   for (const t of request.topics) {
     for (const p of t.partitions) {
       try {
-        v += replicas.partition(t.name, p.partition).hwVersion;
+        const partition = replicas.partition(t.name, p.partition);
+        v += partition.hwVersion;
+        if (request.replicaId >= 0) v += partition.log.logEndOffset;
       } catch {
         // Unknown partitions count 0; a read reports them.
       }
@@ -59,7 +69,7 @@ function versionOf(replicas: ReplicaManager, request: FetchRequest): number {
   return v;
 }
 
-async function readRound(replicas: ReplicaManager, request: FetchRequest, limits: FetchLimits): Promise<Round> {
+async function readRound(replicas: ReplicaManager, request: FetchRequest, limits: FetchLimits, firstRound: boolean): Promise<Round> {
   const version = versionOf(replicas, request);
   let budget = Math.min(request.maxBytes, limits.fetchMaxBytes);
   let bytes = 0;
@@ -75,6 +85,7 @@ async function readRound(replicas: ReplicaManager, request: FetchRequest, limits
         const p = replicas.partition(t.name, req.partition);
         if (!p.isLeader) throw new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${replicas.nodeId} is not the leader of ${p.key}`);
         p.checkLeaderEpoch(req.currentLeaderEpoch);
+        if (!isConsumer && firstRound && req.fetchOffset <= p.log.logEndOffset) p.updateFollowerFetchState(request.replicaId, req.fetchOffset);
         highWatermark = p.highWatermark;
         logStartOffset = p.log.logStartOffset;
         const logEndOffset = p.log.logEndOffset;
@@ -109,7 +120,8 @@ export async function handleFetch(replicas: ReplicaManager, request: FetchReques
   const waitMs = Math.min(request.maxWaitMs, limits.fetchWaitMsMax);
   const deadline = performance.now() + waitMs;
   const keys = request.topics.flatMap((t) => t.partitions.map((p) => `${t.name}-${p.partition}`));
-  let round = await readRound(replicas, request, limits);
+  if (request.replicaId >= 0) keys.push(...keys.map((k) => k + REPLICA_WAKE_SUFFIX));
+  let round = await readRound(replicas, request, limits, true);
   for (let i = 0; i < FETCH_ROUNDS_MAX; i++) {
     if (round.hasError || round.bytes >= request.minBytes || request.minBytes === 0) return round.response;
     const remaining = deadline - performance.now();
@@ -121,7 +133,7 @@ export async function handleFetch(replicas: ReplicaManager, request: FetchReques
       // purgatory is full, or the broker is closing. The last read is the answer.
       if (reason !== "woken") return round.response;
     }
-    round = await readRound(replicas, request, limits);
+    round = await readRound(replicas, request, limits, false);
   }
   return round.response;
 }

@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi } from "@flotilla/protocol";
+import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
 
 export interface BrokerGrpcServer {
   /** The port bound (the real one when 0 was asked for). */
@@ -33,7 +33,7 @@ function unary(name: string, logger: Logger, run: (request: unknown, signal: Abo
 }
 
 /** Wraps a BrokerApi in a gRPC handler map. */
-export function brokerServiceHandlers(api: BrokerApi, logger: Logger): grpc.UntypedServiceImplementation {
+export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, logger: Logger): grpc.UntypedServiceImplementation {
   const h = <Req>(name: string, fn: (req: Req, signal: AbortSignal) => Promise<unknown>) => unary(name, logger, (req, signal) => fn(req as Req, signal));
   return {
     Produce: h("Produce", (req: Parameters<BrokerApi["produce"]>[0]) => api.produce(req)),
@@ -43,6 +43,10 @@ export function brokerServiceHandlers(api: BrokerApi, logger: Logger): grpc.Unty
     CreateTopics: h("CreateTopics", (req: Parameters<BrokerApi["createTopics"]>[0]) => api.createTopics(req)),
     DeleteTopics: h("DeleteTopics", (req: Parameters<BrokerApi["deleteTopics"]>[0]) => api.deleteTopics(req)),
     DescribeTopics: h("DescribeTopics", (req: Parameters<BrokerApi["describeTopics"]>[0]) => api.describeTopics(req)),
+    OffsetForLeaderEpoch: h("OffsetForLeaderEpoch", (req: OffsetForLeaderEpochRequest) => {
+      if (!api.offsetForLeaderEpoch) throw new FlotillaError("UNSUPPORTED_VERSION", "this broker does not serve OffsetForLeaderEpoch");
+      return api.offsetForLeaderEpoch(req);
+    }),
   };
 }
 
@@ -52,7 +56,7 @@ export function bindAddress(host: string, port: number): string {
   return h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
-export async function startBrokerGrpcServer(options: { api: BrokerApi; host: string; port: number; logger: Logger }): Promise<BrokerGrpcServer> {
+export async function startBrokerGrpcServer(options: { api: BrokerApi & Partial<ReplicationApi>; host: string; port: number; logger: Logger }): Promise<BrokerGrpcServer> {
   const server = new grpc.Server(GRPC_CHANNEL_OPTIONS);
   const ctor = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE);
   server.addService(ctor.service, brokerServiceHandlers(options.api, options.logger));

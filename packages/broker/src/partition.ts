@@ -1,17 +1,33 @@
 /**
- * One partition replica hosted by this broker: its log, its role from the metadata
- * image, and (as leader) its high watermark.
+ * One partition replica hosted by this broker: its log, its role from the metadata image
+ * (leader or follower, Kafka's makeLeader / makeFollower), and as leader the replication
+ * state of its followers.
  *
- * High watermark (Kafka's model): the smallest log end offset over the in-sync replicas.
- * The leader knows its own log end offset and, once followers fetch, theirs
- * (`followerLogEndOffsets`); with an ISR of the leader alone the high watermark is the
- * log end offset right after each append. It never moves back. Every move bumps
- * `hwVersion` and calls `onHighWatermark`, which wakes fetches parked on the partition.
+ * Roles. `applyRegistration` takes the partition's registration from each image. A higher
+ * leader epoch starts a new role even if the leader id is the same; a higher partition
+ * epoch in the same leader epoch only changes the ISR or replicas; an older registration
+ * (the image lags an AlterPartition answer already applied) is ignored.
+ *
+ * High watermark (Kafka's model): as leader, the smallest log end offset over the ISR,
+ * where followers report theirs with each fetch (fetch_offset = their log end offset).
+ * While an ISR change is in flight the HW is taken over the larger of the two sets
+ * (Kafka's "maximal ISR"), so that it is safe whichever way the controller decides. It
+ * never moves back. As follower, min(leader's HW, own log end offset). Every move bumps
+ * `hwVersion` and calls `listener.onHighWatermark`.
+ *
+ * ISR (leader only). A follower whose fetch reached the leader's log end offset is "caught
+ * up" at that time (or, if it reached the end as of its previous fetch, at that fetch's
+ * time). One that has not been caught up for replica.lag.time.max.ms is removed; one whose
+ * log end offset reached the HW and the start of the current epoch is added back. Both go
+ * through the controller (AlterPartition, a compare-and-set on leader and partition
+ * epoch), one request at a time; a refused change waits for the next image.
  */
 import { FlotillaError } from "@flotilla/common";
+import type { Logger } from "@flotilla/common/logger";
 import type { PartitionRegistration, TopicConfig } from "@flotilla/metadata";
 import { setLogAppendTime, validateBatches } from "@flotilla/protocol";
 import type { PartitionLog } from "@flotilla/storage";
+import type { AlterPartitionCall, AlterPartitionReply } from "./controller-channel.js";
 
 export interface AppendResult {
   readonly baseOffset: number;
@@ -21,12 +37,50 @@ export interface AppendResult {
   readonly logStartOffset: number;
 }
 
+/** What a partition tells its owner and asks of it. */
+export interface PartitionListener {
+  /** The high watermark moved: wake consumer fetches, complete acks=all produces. */
+  onHighWatermark(p: Partition): void;
+  /** The leader's log end offset moved: wake replica fetches. */
+  onLeaderAppend(p: Partition): void;
+  /** Role, leader epoch or ISR changed: parked produces re-check their outcome. */
+  onStateChange(p: Partition): void;
+  /** AlterPartition at the controller; undefined when this broker has no controller channel. */
+  readonly alterPartition: ((request: Omit<AlterPartitionCall, "brokerId" | "brokerEpoch">) => Promise<AlterPartitionReply>) | undefined;
+  readonly replicaLagTimeMaxMs: number;
+  nowMs(): number;
+  readonly logger: Logger;
+}
+
+export type PartitionRole = "leader" | "follower" | "none";
+
+/** What the leader knows of one follower (Kafka's Replica state). */
+interface FollowerState {
+  /** -1 until the follower's first fetch in this leader epoch. */
+  logEndOffset: number;
+  lastCaughtUpTimeMs: number;
+  /** The leader's log end offset and the time at the follower's previous fetch. */
+  lastFetchLeaderLogEndOffset: number;
+  lastFetchTimeMs: number;
+}
+
+/** After a failed AlterPartition call (controller unreachable), wait this long before another. */
+export const ISR_CHANGE_RETRY_BACKOFF_MS = 1000;
+
 export class Partition {
   private hw: number;
   /** Incremented whenever the high watermark moves (fetches compare it to spot missed wakes). */
   hwVersion = 0;
-  /** Log end offsets reported by followers, by broker id (empty until replication exists). */
-  private readonly followerLogEndOffsets = new Map<number, number>();
+  private currentRole: PartitionRole = "none";
+  private readonly followers = new Map<number, FollowerState>();
+  /** The log end offset when this broker became leader in the current epoch. */
+  private leaderEpochStartOffset = 0;
+  /** ISR proposed to the controller and not yet answered. */
+  private pendingIsr: readonly number[] | undefined;
+  /** After a refused AlterPartition: no new one until the partition epoch moves past this. */
+  private isrChangeBlockedAtPartitionEpoch = -1;
+  private isrChangeRetryAtMs = 0;
+  private removed = false;
 
   constructor(
     readonly topic: string,
@@ -36,12 +90,16 @@ export class Partition {
     readonly nodeId: number,
     private registration: PartitionRegistration,
     private topicConfig: TopicConfig,
-    private readonly onHighWatermark: (p: Partition) => void,
+    private readonly listener: PartitionListener,
+    /** The high watermark from this broker's checkpoint, if it has one for this partition. */
+    checkpointedHighWatermark?: number,
   ) {
     // A leader whose ISR is itself alone has every record it holds committed. Otherwise
-    // start at the log start and let follower fetches move it (Kafka checkpoints the HW;
-    // a new leader recomputes it from the ISR the same way).
-    this.hw = this.isrIsLeaderAlone() ? log.logEndOffset : log.logStartOffset;
+    // start from the checkpoint (Kafka's replication-offset-checkpoint), else from the log
+    // start, and let fetches move it.
+    if (registration.leader === nodeId && registration.isr.length === 1 && registration.isr[0] === nodeId) this.hw = log.logEndOffset;
+    else this.hw = Math.min(log.logEndOffset, Math.max(log.logStartOffset, checkpointedHighWatermark ?? log.logStartOffset));
+    this.becomeRole();
   }
 
   get key(): string {
@@ -56,55 +114,143 @@ export class Partition {
     return this.registration.leaderEpoch;
   }
 
+  get partitionEpoch(): number {
+    return this.registration.partitionEpoch;
+  }
+
+  get leaderId(): number {
+    return this.registration.leader;
+  }
+
+  get role(): PartitionRole {
+    return this.currentRole;
+  }
+
   get isLeader(): boolean {
-    return this.registration.leader === this.nodeId;
+    return this.currentRole === "leader";
   }
 
   get isr(): readonly number[] {
     return this.registration.isr;
   }
 
+  get replicas(): readonly number[] {
+    return this.registration.replicas;
+  }
+
   get config(): TopicConfig {
     return this.topicConfig;
   }
 
-  private isrIsLeaderAlone(): boolean {
-    return this.registration.leader === this.nodeId && this.registration.isr.length === 1 && this.registration.isr[0] === this.nodeId;
+  /** The follower's log end offset as the leader last heard it, -1 if unknown (tests, diagnostics). */
+  followerLogEndOffset(replicaId: number): number {
+    return this.followers.get(replicaId)?.logEndOffset ?? -1;
   }
 
-  /** A new registration from the metadata image (leader, ISR, epochs). */
-  updateRegistration(registration: PartitionRegistration): void {
+  /** The ISR the high watermark is computed over: the current one plus any proposed addition. */
+  private maximalIsr(): readonly number[] {
+    if (!this.pendingIsr) return this.registration.isr;
+    return [...new Set([...this.registration.isr, ...this.pendingIsr])];
+  }
+
+  /**
+   * A registration from the metadata image. Returns "new-role" when this broker must
+   * (re)start as leader or follower (a new leader epoch or the first registration),
+   * "updated" for an ISR/replica change within the epoch, "stale" when ignored.
+   */
+  applyRegistration(registration: PartitionRegistration): "new-role" | "updated" | "stale" {
+    const current = this.registration;
+    if (registration.leaderEpoch < current.leaderEpoch || (registration.leaderEpoch === current.leaderEpoch && registration.partitionEpoch < current.partitionEpoch)) {
+      return "stale";
+    }
     this.registration = registration;
-    this.maybeIncrementHighWatermark();
+    if (registration.partitionEpoch !== current.partitionEpoch) this.pendingIsr = undefined;
+    const hostedHere = registration.replicas.includes(this.nodeId) && !this.removed;
+    if (registration.leaderEpoch > current.leaderEpoch || registration.leader !== current.leader || (this.currentRole === "none") === hostedHere) {
+      this.becomeRole();
+      this.listener.onStateChange(this);
+      return "new-role";
+    }
+    if (this.isLeader) {
+      // Followers that joined the replicas get a state; ones that left lose theirs.
+      for (const id of registration.replicas) if (id !== this.nodeId && !this.followers.has(id)) this.followers.set(id, this.freshFollowerState(false));
+      for (const id of [...this.followers.keys()]) if (!registration.replicas.includes(id)) this.followers.delete(id);
+      this.maybeIncrementHighWatermark();
+    }
+    this.listener.onStateChange(this);
+    return "updated";
+  }
+
+  private freshFollowerState(inIsr: boolean): FollowerState {
+    // Kafka's makeLeader: ISR members count as caught up now, so none is dropped before it
+    // had replica.lag.time.max.ms to fetch from the new leader.
+    const now = this.listener.nowMs();
+    return { logEndOffset: -1, lastCaughtUpTimeMs: inIsr ? now : 0, lastFetchLeaderLogEndOffset: -1, lastFetchTimeMs: 0 };
+  }
+
+  private becomeRole(): void {
+    const r = this.registration;
+    this.followers.clear();
+    this.pendingIsr = undefined;
+    this.isrChangeBlockedAtPartitionEpoch = -1;
+    if (this.removed || !r.replicas.includes(this.nodeId) || r.leader < 0) {
+      this.currentRole = "none";
+      return;
+    }
+    if (r.leader === this.nodeId) {
+      this.currentRole = "leader";
+      this.leaderEpochStartOffset = this.log.logEndOffset;
+      for (const id of r.replicas) if (id !== this.nodeId) this.followers.set(id, this.freshFollowerState(r.isr.includes(id)));
+      this.listener.logger.info({ topic: this.topic, partition: this.partition, leaderEpoch: r.leaderEpoch, isr: r.isr, logEndOffset: this.log.logEndOffset, highWatermark: this.hw }, "became leader");
+      this.maybeIncrementHighWatermark();
+    } else {
+      this.currentRole = "follower";
+      this.listener.logger.info({ topic: this.topic, partition: this.partition, leader: r.leader, leaderEpoch: r.leaderEpoch, logEndOffset: this.log.logEndOffset, highWatermark: this.hw }, "became follower");
+    }
+  }
+
+  /** The partition left this broker (topic deleted): it leads and follows nothing any more. */
+  markRemoved(): void {
+    this.removed = true;
+    this.currentRole = "none";
+    this.followers.clear();
+    this.listener.onStateChange(this);
   }
 
   updateConfig(config: TopicConfig, logConfig: Parameters<PartitionLog["updateConfig"]>[0]): void {
     this.topicConfig = config;
     this.log.updateConfig(logConfig);
+    this.listener.onStateChange(this);
   }
 
-  /** Recomputes the high watermark as min LEO over the ISR; moves it forward only. */
+  private setHighWatermark(hw: number): void {
+    if (hw === this.hw) return;
+    this.hw = hw;
+    this.hwVersion++;
+    this.listener.onHighWatermark(this);
+  }
+
+  /** Leader: recomputes the high watermark as min LEO over the (maximal) ISR; moves it forward only. */
   maybeIncrementHighWatermark(): void {
     if (!this.isLeader) return;
     let candidate = this.log.logEndOffset;
-    for (const id of this.registration.isr) {
+    for (const id of this.maximalIsr()) {
       if (id === this.nodeId) continue;
-      candidate = Math.min(candidate, this.followerLogEndOffsets.get(id) ?? this.hw);
+      const leo = this.followers.get(id)?.logEndOffset ?? -1;
+      // A follower not heard from in this epoch holds the HW where it is.
+      candidate = Math.min(candidate, leo < 0 ? this.hw : leo);
     }
-    if (candidate > this.hw) {
-      this.hw = candidate;
-      this.hwVersion++;
-      this.onHighWatermark(this);
-    }
+    if (candidate > this.hw) this.setHighWatermark(candidate);
   }
 
   /**
    * Leader append of a produce request's bytes: checks each batch (whole, CRC, at most
-   * max.message.bytes), stamps LogAppendTime when the topic asks for it, appends, and
-   * moves the high watermark. Nothing is written when any check fails.
+   * max.message.bytes) and, for acks=all, that the ISR has min.insync.replicas members
+   * (before writing anything); stamps LogAppendTime when the topic asks for it, appends
+   * with the leader epoch, and moves the high watermark.
    */
   async appendAsLeader(records: Buffer, options: { acks: number; nowMs: number }): Promise<AppendResult> {
-    if (!this.isLeader) throw new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${this.nodeId} is not the leader of ${this.key} (leader ${this.registration.leader})`);
+    this.requireLeader();
     if (records.length === 0) throw new FlotillaError("INVALID_REQUEST", `produce to ${this.key} carries no record batch`);
     const batches = validateBatches(records);
     const maxMessageBytes = this.topicConfig.maxMessageBytes;
@@ -114,16 +260,38 @@ export class Partition {
       }
     }
     if (options.acks === -1 && this.registration.isr.length < this.topicConfig.minInsyncReplicas) {
-      throw new FlotillaError("NOT_ENOUGH_REPLICAS", `${this.key} has ${this.registration.isr.length} in-sync replicas, fewer than min.insync.replicas ${this.topicConfig.minInsyncReplicas}`);
+      throw new FlotillaError("NOT_ENOUGH_REPLICAS", `${this.key} has ${this.registration.isr.length} in-sync replicas (${this.registration.isr.join(",")}), fewer than min.insync.replicas ${this.topicConfig.minInsyncReplicas}`);
     }
     let logAppendTimeMs = -1;
     if (this.topicConfig.messageTimestampType === "LogAppendTime") {
       logAppendTimeMs = options.nowMs;
       for (const b of batches) setLogAppendTime(records, b.pos, logAppendTimeMs);
     }
-    const info = await this.log.appendAsLeader(records, { leaderEpoch: this.registration.leaderEpoch });
+    const leaderEpoch = this.registration.leaderEpoch;
+    const info = await this.log.appendAsLeader(records, { leaderEpoch });
+    this.listener.onLeaderAppend(this);
     this.maybeIncrementHighWatermark();
     return { baseOffset: info.baseOffset, lastOffset: info.lastOffset, logAppendTimeMs, logStartOffset: this.log.logStartOffset };
+  }
+
+  requireLeader(): void {
+    if (!this.isLeader) throw new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${this.nodeId} is not the leader of ${this.key} (leader ${this.registration.leader}, epoch ${this.registration.leaderEpoch})`);
+  }
+
+  /**
+   * Outcome of an acks=all produce that needs the HW at `requiredOffset`, appended in
+   * `leaderEpoch`: undefined while it must wait, "ok", or the error to answer.
+   */
+  produceOutcome(requiredOffset: number, leaderEpoch: number): "ok" | FlotillaError | undefined {
+    if (!this.isLeader || this.registration.leaderEpoch !== leaderEpoch) {
+      return new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${this.nodeId} lost the leadership of ${this.key} (epoch ${leaderEpoch}) before the records were replicated`);
+    }
+    if (this.hw < requiredOffset) return undefined;
+    // Kafka's checkEnoughReplicasReachOffset: replicated, but by too few.
+    if (this.registration.isr.length < this.topicConfig.minInsyncReplicas) {
+      return new FlotillaError("NOT_ENOUGH_REPLICAS_AFTER_APPEND", `${this.key} has ${this.registration.isr.length} in-sync replicas, fewer than min.insync.replicas ${this.topicConfig.minInsyncReplicas}, after the append`);
+    }
+    return "ok";
   }
 
   /** Checks a client's leader epoch against ours (-1 = not checked), Kafka's fencing rule. */
@@ -135,6 +303,125 @@ export class Partition {
     if (currentLeaderEpoch > this.leaderEpoch) {
       throw new FlotillaError("UNKNOWN_LEADER_EPOCH", `leader epoch ${currentLeaderEpoch} in the request is newer than ${this.leaderEpoch} of ${this.key}`);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Leader: follower progress and the ISR.
+
+  /**
+   * A follower fetched at `fetchOffset` (its log end offset). Updates its caught-up time
+   * (Kafka's rule, see the class comment), may add it back to the ISR and moves the HW.
+   */
+  updateFollowerFetchState(replicaId: number, fetchOffset: number): void {
+    if (!this.isLeader) return;
+    const st = this.followers.get(replicaId);
+    if (!st) return; // not a replica of this partition
+    const nowMs = this.listener.nowMs();
+    const leaderLogEndOffset = this.log.logEndOffset;
+    if (fetchOffset >= leaderLogEndOffset) st.lastCaughtUpTimeMs = Math.max(st.lastCaughtUpTimeMs, nowMs);
+    else if (fetchOffset >= st.lastFetchLeaderLogEndOffset) st.lastCaughtUpTimeMs = Math.max(st.lastCaughtUpTimeMs, st.lastFetchTimeMs);
+    st.logEndOffset = fetchOffset;
+    st.lastFetchLeaderLogEndOffset = leaderLogEndOffset;
+    st.lastFetchTimeMs = nowMs;
+    this.maybeExpandIsr(replicaId);
+    this.maybeIncrementHighWatermark();
+  }
+
+  private canChangeIsr(): boolean {
+    return (
+      this.isLeader &&
+      this.listener.alterPartition !== undefined &&
+      this.pendingIsr === undefined &&
+      this.isrChangeBlockedAtPartitionEpoch !== this.registration.partitionEpoch &&
+      this.listener.nowMs() >= this.isrChangeRetryAtMs
+    );
+  }
+
+  private maybeExpandIsr(replicaId: number): void {
+    if (this.registration.isr.includes(replicaId) || !this.canChangeIsr()) return;
+    const st = this.followers.get(replicaId);
+    if (!st) return;
+    // Kafka's isFollowerInSync: caught up to the HW, and holding the current epoch's start
+    // (so it truncated whatever the previous epochs left behind).
+    if (st.logEndOffset >= this.hw && st.logEndOffset >= this.leaderEpochStartOffset) {
+      void this.proposeIsr([...this.registration.isr, replicaId].sort((a, b) => a - b), "expand");
+    }
+  }
+
+  /** Leader: removes followers that have not caught up within replica.lag.time.max.ms. */
+  maybeShrinkIsr(): void {
+    if (!this.canChangeIsr()) return;
+    const nowMs = this.listener.nowMs();
+    const lagging = this.registration.isr.filter((id) => {
+      if (id === this.nodeId) return false;
+      const st = this.followers.get(id);
+      return !st || nowMs - st.lastCaughtUpTimeMs > this.listener.replicaLagTimeMaxMs;
+    });
+    if (lagging.length === 0) return;
+    void this.proposeIsr(
+      this.registration.isr.filter((id) => !lagging.includes(id)),
+      "shrink",
+    );
+  }
+
+  private async proposeIsr(newIsr: readonly number[], kind: "expand" | "shrink"): Promise<void> {
+    const alter = this.listener.alterPartition;
+    if (!alter) return;
+    const { leaderEpoch, partitionEpoch, isr } = this.registration;
+    const log = this.listener.logger;
+    this.pendingIsr = newIsr;
+    log.info({ topic: this.topic, partition: this.partition, kind, isr, newIsr, leaderEpoch, partitionEpoch }, "asking the controller to change the ISR");
+    let reply: AlterPartitionReply;
+    try {
+      reply = await alter({ topicId: this.topicId, partition: this.partition, leaderEpoch, partitionEpoch, newIsr: [...newIsr] });
+    } catch (err) {
+      if (this.pendingIsr === newIsr) this.pendingIsr = undefined;
+      this.isrChangeRetryAtMs = this.listener.nowMs() + ISR_CHANGE_RETRY_BACKOFF_MS;
+      log.warn({ err, topic: this.topic, partition: this.partition, kind }, "AlterPartition failed; will retry");
+      return;
+    }
+    if (this.pendingIsr !== newIsr) return; // a new image or role overtook the call
+    this.pendingIsr = undefined;
+    if (reply.errorCode !== 0) {
+      // Stale epochs and the like: the image is the source of truth; try again after it moves.
+      this.isrChangeBlockedAtPartitionEpoch = this.registration.partitionEpoch;
+      log.warn({ topic: this.topic, partition: this.partition, kind, errorCode: reply.errorCode, error: reply.errorMessage }, "controller refused the ISR change; waiting for the next metadata image");
+      return;
+    }
+    if (reply.leaderEpoch === this.registration.leaderEpoch && reply.partitionEpoch > this.registration.partitionEpoch && reply.leader === this.registration.leader) {
+      // Kafka applies the controller's answer at once; the image later carries the same epochs.
+      this.registration = { ...this.registration, isr: [...reply.isr], partitionEpoch: reply.partitionEpoch };
+      log.info({ topic: this.topic, partition: this.partition, isr: reply.isr, partitionEpoch: reply.partitionEpoch }, "ISR changed");
+      this.maybeIncrementHighWatermark();
+      this.listener.onStateChange(this);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Follower.
+
+  /** Appends batches fetched from the leader and moves the HW to min(leader's HW, own LEO). */
+  async appendAsFollower(records: Buffer, leaderHighWatermark: number): Promise<void> {
+    if (this.currentRole !== "follower") throw new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${this.nodeId} no longer follows ${this.key}`);
+    if (records.length > 0) await this.log.appendAsFollower(records);
+    this.updateFollowerHighWatermark(leaderHighWatermark);
+  }
+
+  updateFollowerHighWatermark(leaderHighWatermark: number): void {
+    if (this.currentRole !== "follower") return;
+    const hw = Math.min(leaderHighWatermark, this.log.logEndOffset);
+    if (hw > this.hw) this.setHighWatermark(hw);
+  }
+
+  /** Drops the log from `offset` (a divergent suffix); the HW follows it down if it must. */
+  async truncateTo(offset: number): Promise<void> {
+    await this.log.truncateTo(offset);
+    if (this.hw > this.log.logEndOffset) this.setHighWatermark(this.log.logEndOffset);
+  }
+
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    await this.log.truncateFullyAndStartAt(offset);
+    this.setHighWatermark(offset);
   }
 
   /**

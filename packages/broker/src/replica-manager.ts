@@ -6,13 +6,28 @@
  * changes. `appliedOffset` says how far it got; request handlers that changed metadata
  * wait on it so that their caller sees the change here too. Retention runs in the
  * storage's LogManager.
+ *
+ * Replication (Kafka's pull model). For each partition of the image that lists this
+ * broker as a replica, Partition.applyRegistration decides the role; a follower is handed
+ * to the ReplicaFetcherManager (one fetcher per leader broker), a leader is taken from it.
+ * As leader, a timer every replica.lag.time.max.ms / 2 shrinks ISRs of lagging followers
+ * through the controller channel. High watermarks are checkpointed to each log dir's
+ * replication-offset-checkpoint every highWatermarkCheckpointIntervalMs and at close, and
+ * read back when a partition is first opened.
  */
-import { FlotillaError } from "@flotilla/common";
+import { dirname } from "node:path";
+import { FlotillaError, type Clock } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import { resolveTopicConfig, type MetadataChanges, type MetadataImage, type TopicConfig } from "@flotilla/metadata";
+import { systemClock } from "@flotilla/common/node";
+import { EMPTY_IMAGE, resolveTopicConfig, type MetadataChanges, type MetadataImage, type TopicConfig } from "@flotilla/metadata";
 import type { LogConfig, PartitionLog } from "@flotilla/storage";
+import type { ControllerChannel } from "./controller-channel.js";
 import { FetchPurgatory } from "./fetch-purgatory.js";
-import { Partition } from "./partition.js";
+import { REPLICA_WAKE_SUFFIX } from "./fetch.js";
+import { readOffsetCheckpoint, writeOffsetCheckpoint } from "./offset-checkpoint.js";
+import { Partition, type PartitionListener } from "./partition.js";
+import { ProducePurgatory } from "./produce-purgatory.js";
+import { REPLICA_FETCHER_DEFAULTS, ReplicaFetcherManager, grpcReplicaClientFactory, type LeaderEndpoint, type ReplicaClientFactory, type ReplicaFetcherConfig } from "./replica-fetcher.js";
 
 /** What the broker needs from the storage's LogManager (which satisfies it). */
 export interface PartitionLogStore {
@@ -52,7 +67,32 @@ export interface ReplicaManagerOptions {
   readonly logger: Logger;
   /** Most fetches parked at once. */
   readonly parkedFetchesMax: number;
+  /** Most acks=all produces waiting for replication at once. Default 1000. */
+  readonly parkedProducesMax?: number;
+  /**
+   * The channel to the active controller, for AlterPartition (ISR changes). Without it the
+   * ISR never changes (a single node).
+   */
+  readonly controllerChannel?: Pick<ControllerChannel, "alterPartition">;
+  /** This broker's epoch from its registration (read at each AlterPartition; -1 before). */
+  readonly brokerEpoch?: () => number;
+  /** replica.lag.time.max.ms (Kafka's default 30000). */
+  readonly replicaLagTimeMaxMs?: number;
+  /** replica.fetch.* settings; Kafka's defaults for those left out. */
+  readonly replicaFetch?: Partial<ReplicaFetcherConfig>;
+  /** How followers reach leaders; gRPC to the leader's advertised endpoint by default. */
+  readonly replicaClientFactory?: ReplicaClientFactory;
+  /** Listener whose endpoint followers connect to (the first a broker registered when absent). */
+  readonly listenerName?: string;
+  /** replica.high.watermark.checkpoint.interval.ms (Kafka's default 5000). */
+  readonly highWatermarkCheckpointIntervalMs?: number;
+  /** Real clock by default. */
+  readonly clock?: Clock;
 }
+
+export const REPLICA_LAG_TIME_MAX_MS_DEFAULT = 30_000;
+export const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT = 5000;
+export const PARKED_PRODUCES_MAX_DEFAULT = 1000;
 
 interface LocalTopic {
   readonly topicId: string;
@@ -61,14 +101,107 @@ interface LocalTopic {
 
 export class ReplicaManager {
   readonly purgatory: FetchPurgatory;
+  readonly producePurgatory: ProducePurgatory;
+  readonly fetchers: ReplicaFetcherManager;
   private readonly topics = new Map<string, LocalTopic>();
   private applyChain: Promise<void> = Promise.resolve();
   private applied = -1;
   private offsetWaiters: { offset: number; resolve: () => void }[] = [];
   private closed = false;
+  private image: MetadataImage = EMPTY_IMAGE;
+  private readonly clock: Clock;
+  private readonly listener: PartitionListener;
+  /** Log dir -> its high-watermark checkpoint as read at first use. */
+  private readonly checkpoints = new Map<string, Promise<Map<string, number>>>();
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private checkpointing: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReplicaManagerOptions) {
     this.purgatory = new FetchPurgatory(options.parkedFetchesMax);
+    this.producePurgatory = new ProducePurgatory(options.parkedProducesMax ?? PARKED_PRODUCES_MAX_DEFAULT);
+    this.clock = options.clock ?? systemClock;
+    const channel = options.controllerChannel;
+    const replicaLagTimeMaxMs = options.replicaLagTimeMaxMs ?? REPLICA_LAG_TIME_MAX_MS_DEFAULT;
+    this.listener = {
+      onHighWatermark: (p) => {
+        this.purgatory.wake(p.key);
+        this.producePurgatory.check(p);
+      },
+      onLeaderAppend: (p) => this.purgatory.wake(p.key + REPLICA_WAKE_SUFFIX),
+      onStateChange: (p) => {
+        this.producePurgatory.check(p);
+        // Fetches parked on a partition that changed role answer now (NOT_LEADER_OR_FOLLOWER).
+        this.purgatory.wake(p.key);
+        this.purgatory.wake(p.key + REPLICA_WAKE_SUFFIX);
+      },
+      alterPartition: channel
+        ? (request) => channel.alterPartition({ ...request, brokerId: options.nodeId, brokerEpoch: options.brokerEpoch?.() ?? -1 })
+        : undefined,
+      replicaLagTimeMaxMs,
+      nowMs: () => this.clock.monotonicMs(),
+      logger: options.logger,
+    };
+    this.fetchers = new ReplicaFetcherManager({
+      nodeId: options.nodeId,
+      config: { ...REPLICA_FETCHER_DEFAULTS, ...options.replicaFetch },
+      clientFactory: options.replicaClientFactory ?? grpcReplicaClientFactory,
+      resolveEndpoint: (brokerId) => this.endpointOf(brokerId),
+      monotonicMs: () => this.clock.monotonicMs(),
+      logger: options.logger.child({ component: "replica-fetcher" }),
+    });
+    // Kafka checks ISR lag every replica.lag.time.max.ms / 2.
+    this.timers.push(setInterval(() => this.maybeShrinkIsrs(), Math.max(10, Math.floor(replicaLagTimeMaxMs / 2))));
+    this.timers.push(setInterval(() => void this.checkpointHighWatermarks(), options.highWatermarkCheckpointIntervalMs ?? HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT));
+    for (const t of this.timers) t.unref?.();
+  }
+
+  private endpointOf(brokerId: number): LeaderEndpoint | undefined {
+    const b = this.image.brokers.get(brokerId);
+    if (!b || b.endpoints.length === 0) return undefined;
+    const e = (this.options.listenerName ? b.endpoints.find((x) => x.name === this.options.listenerName) : undefined) ?? b.endpoints[0]!;
+    return { brokerId, host: e.host, port: e.port };
+  }
+
+  /** Leader partitions drop followers that lag more than replica.lag.time.max.ms. */
+  maybeShrinkIsrs(): void {
+    if (this.closed) return;
+    for (const p of this.allPartitions()) if (p.isLeader) p.maybeShrinkIsr();
+  }
+
+  /** Writes every log dir's replication-offset-checkpoint (one write at a time). */
+  checkpointHighWatermarks(): Promise<void> {
+    const run = this.checkpointing.then(async () => {
+      const byDir = new Map<string, { topic: string; partition: number; offset: number }[]>();
+      for (const p of this.allPartitions()) {
+        const dir = dirname(p.log.dir);
+        const list = byDir.get(dir) ?? [];
+        list.push({ topic: p.topic, partition: p.partition, offset: p.highWatermark });
+        byDir.set(dir, list);
+      }
+      for (const [dir, entries] of byDir) {
+        try {
+          await writeOffsetCheckpoint(dir, entries);
+        } catch (err) {
+          this.options.logger.warn({ err, dir }, "writing the high-watermark checkpoint failed");
+        }
+      }
+    });
+    this.checkpointing = run;
+    return run;
+  }
+
+  private async checkpointedHighWatermark(log: PartitionLog): Promise<number | undefined> {
+    const dir = dirname(log.dir);
+    let loaded = this.checkpoints.get(dir);
+    if (!loaded) {
+      loaded = readOffsetCheckpoint(dir).catch((err: unknown) => {
+        // Only a starting point: the HW is recomputed from the ISR.
+        this.options.logger.warn({ err, dir }, "ignoring an unreadable high-watermark checkpoint");
+        return new Map<string, number>();
+      });
+      this.checkpoints.set(dir, loaded);
+    }
+    return (await loaded).get(`${log.topic}-${log.partition}`);
   }
 
   get nodeId(): number {
@@ -123,6 +256,7 @@ export class ReplicaManager {
   }
 
   private async apply(image: MetadataImage, changes: MetadataChanges): Promise<void> {
+    this.image = image;
     for (const [topicId, old] of changes.deletedTopics) await this.removeTopic(old.name, topicId);
 
     for (const [topicId, partitionIds] of changes.changedPartitions) {
@@ -131,7 +265,16 @@ export class ReplicaManager {
       const config = this.topicConfigOf(image, topic.name);
       for (const partitionId of [...partitionIds].sort((a, b) => a - b)) {
         const registration = topic.partitions.get(partitionId);
-        if (!registration || !registration.replicas.includes(this.options.nodeId)) continue;
+        if (!registration || !registration.replicas.includes(this.options.nodeId)) {
+          // Moved off this broker (reassignment): stop following it. Its log stays until
+          // the next start deletes strays.
+          const gone = this.topics.get(topic.name)?.partitions.get(partitionId);
+          if (gone && gone.topicId === topicId && registration) {
+            this.fetchers.unfollow(gone);
+            gone.applyRegistration(registration);
+          }
+          continue;
+        }
         let local = this.topics.get(topic.name);
         if (local && local.topicId !== topicId) {
           // A topic of the same name that this broker missed the deletion of.
@@ -140,16 +283,22 @@ export class ReplicaManager {
         }
         const existing = local?.partitions.get(partitionId);
         if (existing) {
-          existing.updateRegistration(registration);
+          existing.applyRegistration(registration);
+          this.reconcileFetcher(existing);
           continue;
         }
         const log = await this.options.logs.getOrCreate(topic.name, partitionId, toLogConfig(config));
-        const p = new Partition(topic.name, topicId, partitionId, log, this.options.nodeId, registration, config, (x) => this.purgatory.wake(x.key));
+        const checkpointed = await this.checkpointedHighWatermark(log);
+        const p = new Partition(topic.name, topicId, partitionId, log, this.options.nodeId, registration, config, this.listener, checkpointed);
         if (!local) this.topics.set(topic.name, (local = { topicId, partitions: new Map() }));
         local.partitions.set(partitionId, p);
-        this.options.logger.info({ topic: topic.name, partition: partitionId, leaderEpoch: registration.leaderEpoch, logEndOffset: log.logEndOffset, leader: registration.leader === this.options.nodeId }, "hosting partition");
+        this.options.logger.info({ topic: topic.name, partition: partitionId, leaderEpoch: registration.leaderEpoch, logEndOffset: log.logEndOffset, highWatermark: p.highWatermark, role: p.role }, "hosting partition");
+        this.reconcileFetcher(p);
       }
     }
+
+    // A leader that re-registered (a restart) may have a new endpoint; the fetchers
+    // re-resolve it on their next connection. Nothing else to do for broker changes.
 
     for (const name of changes.topicConfigs) {
       const local = this.topics.get(name);
@@ -159,12 +308,22 @@ export class ReplicaManager {
     }
   }
 
+  /** A follower fetches from its leader in its epoch; anything else fetches from nobody. */
+  private reconcileFetcher(p: Partition): void {
+    if (this.closed) return;
+    if (p.role === "follower") this.fetchers.follow(p);
+    else this.fetchers.unfollow(p);
+  }
+
   private async removeTopic(name: string, topicId: string): Promise<void> {
     const local = this.topics.get(name);
     if (!local || local.topicId !== topicId) return;
     // Unlist first, so that requests stop finding it, then wake its fetches to answer.
     this.topics.delete(name);
-    for (const p of local.partitions.values()) this.purgatory.wake(p.key);
+    for (const p of local.partitions.values()) {
+      this.fetchers.unfollow(p);
+      p.markRemoved();
+    }
     for (const p of local.partitions.values()) {
       await this.options.logs.delete(name, p.partition);
       this.options.logger.info({ topic: name, partition: p.partition }, "deleted partition");
@@ -186,17 +345,24 @@ export class ReplicaManager {
     }
   }
 
-  /** Answers parked fetches; requests may still run. */
+  /** Answers parked fetches and produces; requests may still run. */
   beginShutdown(): void {
     this.purgatory.close();
+    this.producePurgatory.close();
   }
 
-  /** Waits for metadata work, then closes every log (each writes its clean-shutdown marker). */
+  /**
+   * Waits for metadata work, stops the replica fetchers, checkpoints the high watermarks,
+   * then closes every log (each writes its clean-shutdown marker).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.beginShutdown();
     this.closed = true;
+    for (const t of this.timers) clearInterval(t);
     await this.applyChain;
+    await this.fetchers.close();
+    await this.checkpointHighWatermarks();
     this.topics.clear();
     await this.options.logs.closeAll();
   }

@@ -148,6 +148,27 @@ export interface DescribeTopicsResponse {
   topics: TopicDescription[];
 }
 
+export interface OffsetForLeaderPartition {
+  partition: number;
+  currentLeaderEpoch: number;
+  leaderEpoch: number;
+}
+export interface OffsetForLeaderEpochRequest {
+  replicaId: number;
+  topics: { name: string; partitions: OffsetForLeaderPartition[] }[];
+}
+export interface EpochEndOffset {
+  partition: number;
+  errorCode: number;
+  errorMessage: string;
+  /** -1 with endOffset -1 when the leader knows no epoch at or below the one asked for. */
+  leaderEpoch: number;
+  endOffset: number;
+}
+export interface OffsetForLeaderEpochResponse {
+  topics: { name: string; partitions: EpochEndOffset[] }[];
+}
+
 /** The server side of the Broker service: one async function per RPC. */
 export interface BrokerApi {
   produce(req: ProduceRequest): Promise<ProduceResponse>;
@@ -157,4 +178,9 @@ export interface BrokerApi {
   createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse>;
   deleteTopics(req: DeleteTopicsRequest): Promise<DeleteTopicsResponse>;
   describeTopics(req: DescribeTopicsRequest): Promise<DescribeTopicsResponse>;
+}
+
+/** The Broker service's replication calls (served by brokers, not by client-side test doubles). */
+export interface ReplicationApi {
+  offsetForLeaderEpoch(req: OffsetForLeaderEpochRequest): Promise<OffsetForLeaderEpochResponse>;
 }
