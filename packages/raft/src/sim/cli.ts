@@ -1,8 +1,10 @@
 /**
- * pnpm sim --seeds N [--nodes 3|5] [--start S] [--steps K]
+ * pnpm sim --seeds N [--nodes 3|5] [--start S] [--steps K] [--profile P]
  *     runs seeds S .. S+N-1 (for both cluster sizes unless --nodes) and reports seeds/s.
- * pnpm sim --seed S [--nodes 3|5] [--steps K]
+ * pnpm sim --seed S [--nodes 3|5] [--steps K] [--profile P]
  *     replays one seed with a readable trace, one line per event.
+ * --steps is the number of events in the fault phase; --profile leader-churn forces the
+ * piecemeal replication histories of Figure 8 (see SimOptions.profile).
  * Exit code 1 on any invariant violation (the message names the invariant, the seed, the
  * step and the command that replays it), 2 on bad arguments.
  */
@@ -10,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { runSimulation, SIM_DEFAULTS, SimViolation, type SimResult } from "./sim.js";
 
-const usage = "usage: pnpm sim --seeds N [--nodes 3|5] [--start S] [--steps K]\n       pnpm sim --seed S [--nodes 3|5] [--steps K]";
+const usage = "usage: pnpm sim --seeds N [--nodes 3|5] [--start S] [--steps K] [--profile default|leader-churn]\n       pnpm sim --seed S [--nodes 3|5] [--steps K] [--profile default|leader-churn]";
 
 export interface CliOutput {
   out(text: string): void;
@@ -50,6 +52,7 @@ function run(args: readonly string[], io: CliOutput): number {
         start: { type: "string" },
         nodes: { type: "string" },
         steps: { type: "string" },
+        profile: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -65,6 +68,8 @@ function run(args: readonly string[], io: CliOutput): number {
   const nodesArg = intArg("nodes", v.nodes, 3);
   if (nodesArg !== undefined && nodesArg !== 3 && nodesArg !== 5) throw new UsageError(`--nodes must be 3 or 5, got ${nodesArg}`);
   const chaosSteps = intArg("steps", v.steps, 1) ?? SIM_DEFAULTS.chaosSteps;
+  const profile = v.profile ?? "default";
+  if (profile !== "default" && profile !== "leader-churn") throw new UsageError(`--profile must be default or leader-churn, got "${profile}"`);
   const seed = intArg("seed", v.seed, 0);
   const seeds = intArg("seeds", v.seeds, 1);
   if ((seed === undefined) === (seeds === undefined)) throw new UsageError("give exactly one of --seed and --seeds");
@@ -72,7 +77,7 @@ function run(args: readonly string[], io: CliOutput): number {
   if (seed !== undefined) {
     const nodes = nodesArg ?? 3;
     try {
-      const result = runSimulation({ seed, nodes, chaosSteps, trace: (line) => io.out(`${line}\n`) });
+      const result = runSimulation({ seed, nodes, chaosSteps, profile, trace: (line) => io.out(`${line}\n`) });
       io.out(`ok: ${summary(result)}\n`);
       return 0;
     } catch (err) {
@@ -89,7 +94,7 @@ function run(args: readonly string[], io: CliOutput): number {
     for (let k = 0; k < seeds!; k++) {
       const s = start + k;
       try {
-        steps += runSimulation({ seed: s, nodes, chaosSteps }).steps;
+        steps += runSimulation({ seed: s, nodes, chaosSteps, profile }).steps;
       } catch (err) {
         return report(err, io);
       }

@@ -44,9 +44,16 @@ export interface SimOptions {
   readonly chaosSteps?: number;
   /** Receives one line per event when set (replay mode). */
   readonly trace?: (line: string) => void;
+  /**
+   * "default" draws every parameter from the seed; "leader-churn" then forces one entry per
+   * Append and crashes half of the new leaders within 30 ms of their election.
+   */
+  readonly profile?: SimProfile;
   /** Builds each node; tests pass deliberately broken RaftCore subclasses. */
   readonly createNode?: (config: RaftConfig) => RaftCore;
 }
+
+export type SimProfile = "default" | "leader-churn";
 
 export interface SimResult {
   readonly seed: number;
@@ -98,6 +105,7 @@ type SimEvent =
   | { readonly kind: "deliver"; readonly message: Message }
   | { readonly kind: "persisted"; readonly node: NodeId; readonly incarnation: number }
   | { readonly kind: "restart"; readonly node: NodeId }
+  | { readonly kind: "crash"; readonly node: NodeId; readonly incarnation: number }
   | { readonly kind: "unblock"; readonly pairs: readonly string[] }
   | { readonly kind: "disk-fast"; readonly node: NodeId }
   | { readonly kind: "clock-normal"; readonly node: NodeId }
@@ -132,12 +140,14 @@ interface SimParams {
   /** Compact when the applied index is this far past the snapshot (0: only when the nemesis says). */
   readonly compactEvery: number;
   readonly crashAfterPersistRate: number;
+  /** Chance that a newly elected leader crashes within a few ms (mid-replication). */
+  readonly crashNewLeaderRate: number;
   readonly maxLatencyMs: number;
 }
 
 /** Probe proposals of the liveness phase carry ids from here up. */
 const PROBE_BASE = 0x40000000;
-const NEMESIS_ACTIONS = ["split", "isolate", "one-way", "crash", "slow-disk", "fast-clock", "compact", "transfer", "network", "heal"] as const;
+const NEMESIS_ACTIONS = ["split", "isolate", "one-way", "crash", "crash-leader", "slow-disk", "fast-clock", "compact", "transfer", "network", "heal"] as const;
 
 function payload(id: number): Uint8Array {
   return new Uint8Array([id & 0xff, (id >>> 8) & 0xff, (id >>> 16) & 0xff, (id >>> 24) & 0xff]);
@@ -169,6 +179,7 @@ class Simulation {
   private dropRate = 0;
   private dupRate = 0;
   private longDelayRate = 0;
+  private readonly ambushedTerms = new Set<number>();
   private nextProposalId = 1;
   private nextReadId = 1;
   private nextProbeId = PROBE_BASE;
@@ -208,8 +219,14 @@ class Simulation {
       observer: r.bool(0.4),
       compactEvery: r.pick([0, 3, 10, 40]),
       crashAfterPersistRate: r.pick([0, 0.002, 0.01]),
+      crashNewLeaderRate: r.pick([0, 0.1, 0.3]),
       maxLatencyMs: r.pick([3, 10, 25]),
     };
+    if (options.profile === "leader-churn") {
+      // One entry per Append and leaders that die right after winning: logs end up
+      // replicated piecemeal across terms, the ground where commit rules go wrong.
+      this.params = { ...this.params, maxEntriesPerAppend: 1, crashNewLeaderRate: 0.5, observer: false };
+    }
     this.voterIds = Array.from({ length: options.nodes }, (_, k) => k + 1);
     this.observerIds = this.params.observer ? [options.nodes + 1] : [];
     for (const id of [...this.voterIds, ...this.observerIds]) {
@@ -259,8 +276,9 @@ class Simulation {
   private fail(invariant: InvariantName, detail: string): never {
     const o = this.options;
     const steps = this.chaosSteps === SIM_DEFAULTS.chaosSteps ? "" : ` --steps ${this.chaosSteps}`;
+    const profile = o.profile === undefined || o.profile === "default" ? "" : ` --profile ${o.profile}`;
     const broken = o.createNode ? " (with the test's own node factory)" : "";
-    throw new SimViolation(invariant, o.seed, o.nodes, this.step, this.nowMs, detail, `pnpm sim --seed ${o.seed} --nodes ${o.nodes}${steps}${broken}`);
+    throw new SimViolation(invariant, o.seed, o.nodes, this.step, this.nowMs, detail, `pnpm sim --seed ${o.seed} --nodes ${o.nodes}${steps}${profile}${broken}`);
   }
 
   private log(line: string): void {
@@ -276,7 +294,10 @@ class Simulation {
       const touched = this.handle(next.event);
       if (touched !== undefined) {
         const n = this.nodes.get(touched)!;
-        if (n.raft) this.checker.afterStep(n.id, n.raft, this.traceFn);
+        if (n.raft) {
+          this.checker.afterStep(n.id, n.raft, this.traceFn);
+          this.maybeAmbushNewLeader(n);
+        }
       }
     } catch (err) {
       if (err instanceof SimViolation) throw err;
@@ -319,6 +340,13 @@ class Simulation {
         this.finishPersist(n);
         if (n.raft !== undefined) this.drive(n);
         return n.id;
+      }
+      case "crash": {
+        const n = this.nodes.get(ev.node)!;
+        if (n.raft === undefined || n.incarnation !== ev.incarnation || this.phase !== "chaos") return undefined;
+        this.crash(n, " (a new leader, ambushed)");
+        this.queue.push(this.nowMs + this.rng.int(5, 300), { kind: "restart", node: n.id });
+        return undefined;
       }
       case "restart": {
         const n = this.nodes.get(ev.node)!;
@@ -523,6 +551,19 @@ class Simulation {
 
   // ---- nemesis, workload, liveness -------------------------------------------------
 
+  /**
+   * A leader that dies a few ms after its election leaves entries on some followers and
+   * not others, and its no-op half replicated: the histories of Figure 8 (§5.4.2).
+   */
+  private maybeAmbushNewLeader(n: SimNode): void {
+    if (this.phase !== "chaos" || this.params.crashNewLeaderRate === 0) return;
+    const s = n.raft!.status();
+    if (s.role !== "leader" || this.ambushedTerms.has(s.term)) return;
+    this.ambushedTerms.add(s.term);
+    if (this.rng.bool(this.params.crashNewLeaderRate))
+      this.queue.push(this.nowMs + this.rng.int(1, 30), { kind: "crash", node: n.id, incarnation: n.incarnation });
+  }
+
   private allIds(): NodeId[] {
     return [...this.nodes.keys()];
   }
@@ -578,6 +619,14 @@ class Simulation {
         const n = r.pick(live);
         this.crash(n, "");
         this.queue.push(this.nowMs + r.int(5, 500), { kind: "restart", node: n.id });
+        return undefined;
+      }
+      case "crash-leader": {
+        // Leaders dying mid-replication leave the partly replicated logs of Figure 8.
+        const leader = this.currentLeader();
+        if (leader === undefined) return undefined;
+        this.crash(leader, " (the leader)");
+        this.queue.push(this.nowMs + r.int(5, 300), { kind: "restart", node: leader.id });
         return undefined;
       }
       case "slow-disk": {
