@@ -50,6 +50,11 @@ export interface ControllerOptions {
   readonly forwardCatchUpMs?: number;
 }
 
+/** `forward: false`: run here or fail with NOT_CONTROLLER (the controller gRPC service uses it, so requests never bounce between voters). */
+export interface CallOptions {
+  readonly forward?: boolean;
+}
+
 /** A response from a forwarding channel may say the metadata offset it was answered at. */
 type Forwarded<T> = T & { readonly metadataOffset?: number };
 
@@ -236,9 +241,9 @@ export class Controller implements ControllerChannel {
    * refuses with NOT_CONTROLLER) sends it to the active controller through `forwardTo`
    * and waits, bounded, until the local image has the forwarded command's records.
    */
-  private async dispatch<R>(name: string, local: () => Promise<R>, remote: (channel: ControllerChannel) => Promise<Forwarded<R>>): Promise<R> {
+  private async dispatch<R>(name: string, local: () => Promise<R>, remote: (channel: ControllerChannel) => Promise<Forwarded<R>>, how: CallOptions | undefined): Promise<R> {
     const forward = async (): Promise<R> => {
-      const channel = this.options.forwardTo;
+      const channel = how?.forward === false ? undefined : this.options.forwardTo;
       if (!channel) throw this.notController(name);
       const response = await remote(channel);
       if (typeof response === "object" && response !== null && typeof response.metadataOffset === "number") {
@@ -250,7 +255,7 @@ export class Controller implements ControllerChannel {
     try {
       return await local();
     } catch (err) {
-      if (FlotillaError.is(err, "NOT_CONTROLLER") && this.options.forwardTo) return forward();
+      if (FlotillaError.is(err, "NOT_CONTROLLER") && this.options.forwardTo && how?.forward !== false) return forward();
       throw err;
     }
   }
@@ -283,24 +288,25 @@ export class Controller implements ControllerChannel {
     return result;
   }
 
-  createTopics(request: CreateTopicsRequest): Promise<CreateTopicsResponse> {
+  createTopics(request: CreateTopicsRequest, how?: CallOptions): Promise<CreateTopicsResponse> {
     return this.dispatch(
       "CreateTopics",
       () => this.run("CreateTopics", (image) => createTopics(image, request, this.options.defaults, this.options.random)),
       (c) => c.createTopics(request),
+      how,
     );
   }
 
-  deleteTopics(request: DeleteTopicsRequest): Promise<DeleteTopicsResponse> {
-    return this.dispatch("DeleteTopics", () => this.run("DeleteTopics", (image) => deleteTopics(image, request)), (c) => c.deleteTopics(request));
+  deleteTopics(request: DeleteTopicsRequest, how?: CallOptions): Promise<DeleteTopicsResponse> {
+    return this.dispatch("DeleteTopics", () => this.run("DeleteTopics", (image) => deleteTopics(image, request)), (c) => c.deleteTopics(request), how);
   }
 
-  createPartitions(request: CreatePartitionsRequest): Promise<CreatePartitionsResponse> {
-    return this.dispatch("CreatePartitions", () => this.run("CreatePartitions", (image) => createPartitions(image, request, this.options.random)), (c) => c.createPartitions(request));
+  createPartitions(request: CreatePartitionsRequest, how?: CallOptions): Promise<CreatePartitionsResponse> {
+    return this.dispatch("CreatePartitions", () => this.run("CreatePartitions", (image) => createPartitions(image, request, this.options.random)), (c) => c.createPartitions(request), how);
   }
 
   /** Registers a broker; resolves with its broker epoch. A new incarnation replaces the old registration. */
-  registerBroker(request: RegisterBrokerCall): Promise<{ brokerEpoch: number }> {
+  registerBroker(request: RegisterBrokerCall, how?: CallOptions): Promise<{ brokerEpoch: number }> {
     const full = { ...request, rack: request.rack ?? null };
     return this.dispatch(
       "RegisterBroker",
@@ -316,10 +322,11 @@ export class Controller implements ControllerChannel {
         return { brokerEpoch: registration.brokerEpoch };
       },
       (c) => c.registerBroker(full),
+      how,
     );
   }
 
-  brokerHeartbeat(request: BrokerHeartbeatCall | (Omit<BrokerHeartbeatCall, "wantShutDown"> & { wantShutDown?: boolean })): Promise<BrokerHeartbeatReply> {
+  brokerHeartbeat(request: BrokerHeartbeatCall | (Omit<BrokerHeartbeatCall, "wantShutDown"> & { wantShutDown?: boolean }), how?: CallOptions): Promise<BrokerHeartbeatReply> {
     const full: BrokerHeartbeatCall = { ...request, wantShutDown: request.wantShutDown ?? false };
     return this.dispatch(
       "BrokerHeartbeat",
@@ -336,15 +343,16 @@ export class Controller implements ControllerChannel {
           return brokerHeartbeat(image, full, this.context());
         }),
       (c) => c.brokerHeartbeat(full),
+      how,
     );
   }
 
-  alterPartition(request: AlterPartitionCall): Promise<AlterPartitionReply> {
-    return this.dispatch("AlterPartition", () => this.run("AlterPartition", (image) => alterPartition(image, request, this.context())), (c) => c.alterPartition(request));
+  alterPartition(request: AlterPartitionCall, how?: CallOptions): Promise<AlterPartitionReply> {
+    return this.dispatch("AlterPartition", () => this.run("AlterPartition", (image) => alterPartition(image, request, this.context())), (c) => c.alterPartition(request), how);
   }
 
-  allocateProducerIds(request: AllocateProducerIdsCall): Promise<ProducerIdBlock> {
-    return this.dispatch("AllocateProducerIds", () => this.run("AllocateProducerIds", (image) => allocateProducerIds(image, request)), (c) => c.allocateProducerIds(request));
+  allocateProducerIds(request: AllocateProducerIdsCall, how?: CallOptions): Promise<ProducerIdBlock> {
+    return this.dispatch("AllocateProducerIds", () => this.run("AllocateProducerIds", (image) => allocateProducerIds(image, request)), (c) => c.allocateProducerIds(request), how);
   }
 
   private touch(brokerId: number): void {

@@ -6,3 +6,8 @@ export * from "./commands/placement.js";
 export * from "./commands/topics.js";
 export * from "./commands/brokers.js";
 export * from "./channel.js";
+export * from "./commands/lifecycle.js";
+export * from "./image-snapshot.js";
+export * from "./raft-metadata-log.js";
+export * from "./controller-service.js";
+export * from "./controller-client.js";

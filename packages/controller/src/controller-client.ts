@@ -1,0 +1,221 @@
+/**
+ * Client of the controller quorum over gRPC (proto/flotilla/controller/v1): implements
+ * ControllerChannel for brokers and forwarding voters, plus the reads brokers and the CLI
+ * use (FetchMetadata, DescribeQuorum, DescribeCluster).
+ *
+ * Leader following: a call goes to the last known active controller (at first, the first
+ * voter). NOT_CONTROLLER with a leader hint moves it to the hinted address at once;
+ * without a hint, and on network errors and other retriable errors, it tries the next
+ * voter after a back-off (doubling from retryBackoffMinMs to retryBackoffMaxMs). Bounded
+ * by `attemptsMax` and `totalTimeoutMs`; then the last error is thrown. Non-retriable
+ * errors are thrown at once.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { FlotillaError } from "@flotilla/common";
+import type { Logger } from "@flotilla/common/logger";
+import type { Endpoint } from "@flotilla/metadata";
+import { GRPC_CHANNEL_OPTIONS, fromServiceError, serviceClientCtor, type CreateTopicsRequest, type CreateTopicsResponse, type DeleteTopicsRequest, type DeleteTopicsResponse } from "@flotilla/protocol";
+import type { AllocateProducerIdsCall, AlterPartitionCall, AlterPartitionReply, BrokerHeartbeatCall, BrokerHeartbeatReply, ControllerChannel, ProducerIdBlock, RegisterBrokerCall } from "./channel.js";
+import type { CreatePartitionsRequest, CreatePartitionsResponse } from "./commands/topics.js";
+import { CONTROLLER_PROTO, CONTROLLER_SERVICE } from "./controller-service.js";
+
+export interface ControllerClientOptions {
+  /** "host:port" of every voter's controller listener. */
+  readonly addresses: readonly string[];
+  readonly logger?: Logger;
+  /** Deadline of one call. Default 5000 ms. */
+  readonly callTimeoutMs?: number;
+  /** Bound on all attempts of one operation. Default 15000 ms. */
+  readonly totalTimeoutMs?: number;
+  /** Default 20. */
+  readonly attemptsMax?: number;
+  readonly retryBackoffMinMs?: number;
+  readonly retryBackoffMaxMs?: number;
+}
+
+type Res = Record<string, unknown>;
+type Method = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+
+export interface FetchMetadataReply {
+  /** Encoded records starting at the asked offset. */
+  readonly records: readonly Uint8Array[];
+  /** Encoded image when the asked offset is no longer kept (else undefined). */
+  readonly snapshot: Uint8Array | undefined;
+  readonly committedOffset: number;
+}
+
+export interface QuorumDescription {
+  readonly nodeId: number;
+  readonly leaderId: number;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly lastIndex: number;
+  readonly voters: readonly { id: number; address: string; matchIndex: number; lag: number }[];
+}
+
+export interface ClusterDescription {
+  readonly brokers: readonly { brokerId: number; brokerEpoch: number; endpoints: Endpoint[]; rack: string | null; fenced: boolean }[];
+  readonly activeControllerId: number;
+  readonly metadataOffset: number;
+}
+
+const num = (v: unknown): number => (typeof v === "number" ? v : Number(v ?? 0));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class ControllerQuorumClient implements ControllerChannel {
+  private readonly clients = new Map<string, grpc.Client>();
+  private current = 0;
+  private readonly addresses: string[];
+  private closed = false;
+
+  constructor(private readonly options: ControllerClientOptions) {
+    if (options.addresses.length === 0) throw new FlotillaError("INVALID_CONFIG", "the controller client needs at least one controller address");
+    this.addresses = [...options.addresses];
+  }
+
+  /** The address calls go to first. */
+  get leaderAddress(): string {
+    return this.addresses[this.current]!;
+  }
+
+  private client(address: string): grpc.Client {
+    let c = this.clients.get(address);
+    if (!c) {
+      const Ctor = serviceClientCtor(CONTROLLER_PROTO, CONTROLLER_SERVICE);
+      c = new Ctor(address, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  private once(address: string, method: string, request: unknown, timeoutMs: number): Promise<Res> {
+    const client = this.client(address) as unknown as Record<string, Method>;
+    const fn = client[method];
+    if (!fn) throw new Error(`controller service has no method ${method}`);
+    return new Promise((resolve, reject) => {
+      fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(fromServiceError(err, `${method} at controller ${address}`));
+        else resolve(res);
+      });
+    });
+  }
+
+  /** One operation with leader following and bounded retries (see the module comment). */
+  async call(method: string, request: unknown, options: { callTimeoutMs?: number; anyVoter?: boolean } = {}): Promise<Res> {
+    const callTimeoutMs = options.callTimeoutMs ?? this.options.callTimeoutMs ?? 5000;
+    const deadline = Date.now() + (this.options.totalTimeoutMs ?? 15_000);
+    const attemptsMax = this.options.attemptsMax ?? 20;
+    let backoffMs = this.options.retryBackoffMinMs ?? 50;
+    const backoffMaxMs = this.options.retryBackoffMaxMs ?? 1000;
+    let lastError: FlotillaError | undefined;
+    for (let attempt = 1; attempt <= attemptsMax && !this.closed; attempt++) {
+      const address = this.addresses[this.current]!;
+      try {
+        return await this.once(address, method, request, callTimeoutMs);
+      } catch (err) {
+        const fe = err instanceof FlotillaError ? err : new FlotillaError("UNKNOWN_SERVER_ERROR", String(err), { cause: err });
+        lastError = fe;
+        if (!fe.retriable) throw fe;
+        const hinted = fe.errorName === "NOT_CONTROLLER" && fe.leaderHint ? this.addresses.indexOf(fe.leaderHint) : -1;
+        if (hinted >= 0 && hinted !== this.current) {
+          this.current = hinted;
+          continue; // follow the hint at once
+        }
+        this.current = (this.current + 1) % this.addresses.length;
+        if (Date.now() + backoffMs > deadline) break;
+        this.options.logger?.debug({ method, address, attempt, err: fe.message }, "controller call failed; retrying");
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, backoffMaxMs);
+      }
+    }
+    throw lastError ?? new FlotillaError("SHUTTING_DOWN", "controller client closed");
+  }
+
+  async registerBroker(request: RegisterBrokerCall): Promise<{ brokerEpoch: number; metadataOffset: number }> {
+    const r = await this.call("RegisterBroker", { ...request, rack: request.rack ?? "" });
+    return { brokerEpoch: num(r.brokerEpoch), metadataOffset: num(r.metadataOffset) };
+  }
+
+  async brokerHeartbeat(request: BrokerHeartbeatCall): Promise<BrokerHeartbeatReply & { metadataOffset: number }> {
+    const r = await this.call("BrokerHeartbeat", request);
+    return { isFenced: Boolean(r.isFenced), shouldShutDown: Boolean(r.shouldShutDown), isCaughtUp: Boolean(r.isCaughtUp), metadataOffset: num(r.metadataOffset) };
+  }
+
+  async alterPartition(request: AlterPartitionCall): Promise<AlterPartitionReply & { metadataOffset: number }> {
+    const r = await this.call("AlterPartition", request);
+    return {
+      errorCode: num(r.errorCode),
+      errorMessage: String(r.errorMessage ?? ""),
+      leader: num(r.leader),
+      leaderEpoch: num(r.leaderEpoch),
+      partitionEpoch: num(r.partitionEpoch),
+      isr: ((r.isr as unknown[]) ?? []).map(num),
+      metadataOffset: num(r.metadataOffset),
+    };
+  }
+
+  async createTopics(request: CreateTopicsRequest): Promise<CreateTopicsResponse & { metadataOffset: number }> {
+    const r = await this.call("CreateTopics", request);
+    return { ...(r.response as CreateTopicsResponse), metadataOffset: num(r.metadataOffset) };
+  }
+
+  async deleteTopics(request: DeleteTopicsRequest): Promise<DeleteTopicsResponse & { metadataOffset: number }> {
+    const r = await this.call("DeleteTopics", request);
+    return { ...(r.response as DeleteTopicsResponse), metadataOffset: num(r.metadataOffset) };
+  }
+
+  async createPartitions(request: CreatePartitionsRequest): Promise<CreatePartitionsResponse & { metadataOffset: number }> {
+    const r = await this.call("CreatePartitions", request);
+    return { results: (r.results as CreatePartitionsResponse["results"]) ?? [], metadataOffset: num(r.metadataOffset) };
+  }
+
+  async allocateProducerIds(request: AllocateProducerIdsCall): Promise<ProducerIdBlock & { metadataOffset: number }> {
+    const r = await this.call("AllocateProducerIds", request);
+    return { firstProducerId: num(r.firstProducerId), count: num(r.count), metadataOffset: num(r.metadataOffset) };
+  }
+
+  /** Long-polls the current voter for committed metadata after `fromOffset - 1`. */
+  async fetchMetadata(fromOffset: number, maxWaitMs: number, maxRecords = 0): Promise<FetchMetadataReply> {
+    const r = await this.call("FetchMetadata", { fromOffset, maxWaitMs, maxRecords }, { callTimeoutMs: maxWaitMs + 5000 });
+    const snapshot = r.snapshot as Uint8Array | undefined;
+    return {
+      records: (r.records as Uint8Array[]) ?? [],
+      snapshot: snapshot && snapshot.byteLength > 0 ? snapshot : undefined,
+      committedOffset: num(r.committedOffset),
+    };
+  }
+
+  /** DescribeQuorum at one voter (the leader knows the lags; ask `address` or the current one). */
+  async describeQuorum(address?: string): Promise<QuorumDescription> {
+    const r = address ? await this.once(address, "DescribeQuorum", {}, this.options.callTimeoutMs ?? 5000) : await this.call("DescribeQuorum", {});
+    return {
+      nodeId: num(r.nodeId),
+      leaderId: num(r.leaderId),
+      term: num(r.term),
+      commitIndex: num(r.commitIndex),
+      lastIndex: num(r.lastIndex),
+      voters: ((r.voters as Res[]) ?? []).map((v) => ({ id: num(v.id), address: String(v.address), matchIndex: num(v.matchIndex), lag: num(v.lag) })),
+    };
+  }
+
+  async describeCluster(): Promise<ClusterDescription> {
+    const r = await this.call("DescribeCluster", {});
+    return {
+      brokers: ((r.brokers as Res[]) ?? []).map((b) => ({
+        brokerId: num(b.brokerId),
+        brokerEpoch: num(b.brokerEpoch),
+        endpoints: ((b.endpoints as Res[]) ?? []).map((e) => ({ name: String(e.name), host: String(e.host), port: num(e.port) })),
+        rack: b.rack ? String(b.rack) : null,
+        fenced: Boolean(b.fenced),
+      })),
+      activeControllerId: num(r.activeControllerId),
+      metadataOffset: num(r.metadataOffset),
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
