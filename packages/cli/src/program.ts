@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { consumeCommand } from "./commands/consume.js";
+import { groupsCommand } from "./commands/groups.js";
 import { produceCommand } from "./commands/produce.js";
 import { serverCommand, startCommand } from "./commands/server.js";
 import { topicsCommand } from "./commands/topics.js";
@@ -16,6 +17,7 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(topicsCommand(io));
   program.addCommand(produceCommand(io));
   program.addCommand(consumeCommand(io));
+  program.addCommand(groupsCommand(io));
   // Usage errors are thrown (exitOverride) instead of exiting inside commander, and their
   // text goes to stderr; every subcommand inherits both settings.
   const configure = (cmd: Command): void => {

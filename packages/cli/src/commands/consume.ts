@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { FlotillaError } from "@flotilla/common";
-import { Admin, Consumer, type SeekTarget } from "@flotilla/client";
+import { Admin, Consumer, GroupConsumer, type ConsumerRecord, type SeekTarget } from "@flotilla/client";
 import { formatRecord, parseIntFlag, UsageError } from "../format.js";
 import { writeOut, type CliIo } from "../io.js";
 import { addClientOptions, clientLogger, type ClientFlags } from "./client-options.js";
@@ -14,6 +14,7 @@ interface ConsumeFlags extends ClientFlags {
   timeoutMs?: string;
   format: string;
   printKey?: boolean;
+  group?: string;
 }
 
 /** Where to start, from --offset / --from-beginning; Kafka's console consumer starts at the end. */
@@ -43,6 +44,7 @@ export function consumeCommand(io: CliIo): Command {
     .option("--timeout-ms <ms>", "exit when no record arrived for this long")
     .option("--format <text|json>", "text: the value per line; json: one object per line", "text")
     .option("--print-key", "text format: print key<TAB>value")
+    .option("--group <id>", "read as a member of this consumer group: share the partitions with its other members and commit offsets as records are printed")
     .action(async (opts: ConsumeFlags) => {
       if (!opts.topic) throw new UsageError("--topic is required");
       const topic = opts.topic;
@@ -51,6 +53,9 @@ export function consumeCommand(io: CliIo): Command {
       const partition = opts.partition === undefined ? undefined : parseIntFlag(opts.partition, "--partition");
       const maxMessages = opts.maxMessages === undefined ? Infinity : parseIntFlag(opts.maxMessages, "--max-messages", 1);
       const idleTimeoutMs = opts.timeoutMs === undefined ? Infinity : parseIntFlag(opts.timeoutMs, "--timeout-ms", 1);
+      if (opts.group !== undefined && (opts.partition !== undefined || opts.offset !== undefined)) {
+        throw new UsageError("--group excludes --partition and --offset (the group assigns partitions and starts from its committed offsets)");
+      }
       const target = startTarget(opts);
       const requestTimeoutMs = parseIntFlag(opts.requestTimeoutMs, "--request-timeout-ms", 1);
       const logger = clientLogger(io);
@@ -70,6 +75,21 @@ export function consumeCommand(io: CliIo): Command {
         throw new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${topic}" has no partition ${partition} (it has ${numPartitions})`);
       }
 
+      if (opts.group !== undefined) {
+        const count = await consumeAsGroupMember(io, {
+          bootstrapServers: opts.bootstrapServer,
+          requestTimeoutMs,
+          groupId: opts.group,
+          topic,
+          fromBeginning: opts.fromBeginning ?? false,
+          maxMessages,
+          idleTimeoutMs,
+          print: (records) => records.map((r) => `${formatRecord(r, format, opts.printKey ?? false)}\n`).join(""),
+          logger,
+        });
+        await writeOut(io.stderr, `Processed a total of ${count} messages\n`);
+        return;
+      }
       const consumer = new Consumer({
         bootstrapServers: opts.bootstrapServer,
         clientId: "flotilla-cli",
@@ -103,4 +123,57 @@ export function consumeCommand(io: CliIo): Command {
       }
       await writeOut(io.stderr, `Processed a total of ${count} messages\n`);
     });
+}
+
+/**
+ * `consume --group`: a GroupConsumer subscribed to the topic. Without a committed offset a
+ * partition starts at the end, or at the beginning with --from-beginning (the group's
+ * auto.offset.reset). Offsets of printed records are committed every 5 s and when it stops,
+ * and it leaves the group on exit, so the next member starts after the last record printed.
+ */
+async function consumeAsGroupMember(
+  io: CliIo,
+  o: {
+    bootstrapServers: string;
+    requestTimeoutMs: number;
+    groupId: string;
+    topic: string;
+    fromBeginning: boolean;
+    maxMessages: number;
+    idleTimeoutMs: number;
+    print: (records: ConsumerRecord[]) => string;
+    logger: ReturnType<typeof clientLogger>;
+  },
+): Promise<number> {
+  const consumer = new GroupConsumer({
+    bootstrapServers: o.bootstrapServers,
+    clientId: "flotilla-cli",
+    requestTimeoutMs: o.requestTimeoutMs,
+    groupId: o.groupId,
+    autoOffsetReset: o.fromBeginning ? "earliest" : "latest",
+    logger: o.logger,
+  });
+  consumer.subscribe({ topics: [o.topic] });
+  let stopped = false;
+  const unregister = io.onShutdownSignal(() => {
+    stopped = true;
+  });
+  let count = 0;
+  try {
+    let lastRecordMs = performance.now();
+    // Bounded by --max-messages, --timeout-ms or a signal; each turn waits at most 500 ms.
+    while (!stopped && count < o.maxMessages) {
+      const leftMs = o.idleTimeoutMs - (performance.now() - lastRecordMs);
+      if (leftMs <= 0) break;
+      const records = await consumer.poll({ timeoutMs: Math.min(500, Math.ceil(leftMs)), maxRecords: Math.min(500, o.maxMessages - count) });
+      if (records.length === 0) continue;
+      lastRecordMs = performance.now();
+      count += records.length;
+      await writeOut(io.stdout, o.print(records));
+    }
+  } finally {
+    unregister();
+    await consumer.disconnect();
+  }
+  return count;
 }
