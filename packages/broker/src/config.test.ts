@@ -104,9 +104,13 @@ describe("server config values", () => {
     [{ ...base, "log.segment.bytes": "3000000000" }, /log.segment.bytes=3000000000 .*above the maximum 2147483647/],
     [{ ...base, "log.roll.ms": "0" }, /log.roll.ms=0 .*below the minimum 1/],
     [{ ...base, "log.retention.ms": "0" }, /log.retention.ms=0 .*-1 \(unlimited\) or at least 1/],
-    [{ ...base, "process.roles": "broker" }, /process.roles=broker .*only the combined node/],
+    [{ ...base, "process.roles": "broker" }, /controller.quorum.voters: is empty.*process.roles=broker needs the voters listed/],
+    [{ ...base, "process.roles": "controller" }, /process.roles=controller needs the voters listed/],
+    [{ ...base, "process.roles": "broker", "controller.quorum.voters": "1@a:9093,2@b:9093" }, /node.id 1 is a voter but process.roles=broker has no controller role/],
+    [{ ...base, "controller.quorum.voters": "1@a:9093,2@b:9093,3@c:9093" }, /listeners: has no controller listener .*controller.listener.names=CONTROLLER/],
+    [{ ...base, "controller.quorum.voters": "1@a:9093,2@b:9093", listeners: "PLAINTEXT://:9092,CONTROLLER://:9999" }, /controller listener CONTROLLER is on port 9999, but controller.quorum.voters puts node 1 on port 9093/],
+    [{ ...base, "process.roles": "controller", "controller.quorum.voters": "1@a:9093", listeners: "CONTROLLER://:9094" }, /on port 9094/],
     [{ ...base, "process.roles": "broker,zookeeper" }, /"zookeeper" is not broker or controller/],
-    [{ ...base, "controller.quorum.voters": "1@a:9093,2@b:9093,3@c:9093" }, /lists 3 voters; this build runs a single-node quorum only/],
     [{ ...base, "controller.quorum.voters": "2@a:9093" }, /node.id 1 .*not among the voters/],
     [{ ...base, "controller.quorum.voters": "1@a" }, /"1@a" is not id@host:port/],
     [{ ...base, listeners: "PLAINTEXT://h:99999" }, /port 99999/],
@@ -126,5 +130,19 @@ describe("server config values", () => {
     expect(invalid(() => loadServerConfig({ env: { FLOTILLA_LOG_RETENTION_BYTES: "lots" }, overrides: base })).message).toMatch(
       /log.retention.bytes=lots \(from environment FLOTILLA_LOG_RETENTION_BYTES\)/,
     );
+  });
+});
+
+describe("process roles and the controller quorum", () => {
+  it("accepts a combined voter, a broker-only node and a controller-only node of a 3-voter quorum", () => {
+    const voters = "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094";
+    const combined = loadServerConfig({ env: {}, overrides: { "node.id": "1", "controller.quorum.voters": voters, listeners: "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19092" } });
+    expect(combined.processRoles).toEqual(["broker", "controller"]);
+    expect(combined.controllerQuorumVoters.map((v) => v.id)).toEqual([1, 2, 3]);
+    expect(combined).toMatchObject({ uncleanLeaderElectionEnable: false, autoLeaderRebalanceEnable: true, leaderImbalanceCheckIntervalMs: 300_000, controllerQuorumElectionTimeoutMs: 1000 });
+    const broker = loadServerConfig({ env: {}, overrides: { "node.id": "7", "process.roles": "broker", "controller.quorum.voters": voters, listeners: "PLAINTEXT://127.0.0.1:9095" } });
+    expect(broker.processRoles).toEqual(["broker"]);
+    const controller = loadServerConfig({ env: {}, overrides: { "node.id": "2", "process.roles": "controller", "controller.quorum.voters": voters, listeners: "CONTROLLER://127.0.0.1:19093" } });
+    expect(controller.processRoles).toEqual(["controller"]);
   });
 });

@@ -6,8 +6,14 @@
  * logged as warnings at start (Kafka warns too: a typo should be visible, not fatal).
  *
  * Choices that differ from, or are not spelled out by, Kafka:
- * - process.roles defaults to "broker,controller" (the combined single node, the only
- *   mode this build runs); node.id is required, as in Kafka's KRaft mode.
+ * - process.roles defaults to "broker,controller"; node.id is required, as in Kafka's
+ *   KRaft mode. controller.quorum.voters empty means the single-node mode: this node is
+ *   the only controller and keeps the metadata log in LevelDB (no Raft, no controller
+ *   listener needed). With voters listed, the node is a voter iff it has the controller
+ *   role (its id must then be among the voters, and a broker-only node's must not), and
+ *   a controller needs a listener named in controller.listener.names whose port is its
+ *   voter entry's port.
+ * - controller.quorum.election.timeout.ms (Kafka: 1000) is rounded to 50 ms Raft ticks.
  * - auto.create.topics.enable defaults to true, Kafka's default: a Metadata request with
  *   allow_auto_topic_creation creates unknown topics with the broker defaults.
  * - log.dirs defaults to /tmp/flotilla-logs (Kafka: /tmp/kafka-logs).
@@ -58,6 +64,14 @@ export interface ServerConfig {
   readonly brokerHeartbeatIntervalMs: number;
   readonly replicaLagTimeMaxMs: number;
   readonly brokerRack: string | null;
+  /** unclean.leader.election.enable */
+  readonly uncleanLeaderElectionEnable: boolean;
+  /** auto.leader.rebalance.enable */
+  readonly autoLeaderRebalanceEnable: boolean;
+  /** leader.imbalance.check.interval.seconds, in ms */
+  readonly leaderImbalanceCheckIntervalMs: number;
+  /** controller.quorum.election.timeout.ms */
+  readonly controllerQuorumElectionTimeoutMs: number;
   readonly clusterId: string | null;
   /** Topic defaults from the broker's log.* keys, message.max.bytes and min.insync.replicas. */
   readonly topicDefaults: TopicConfig;
@@ -114,6 +128,10 @@ export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
   "broker.heartbeat.interval.ms": { kind: "int", default: "2000", min: 1 },
   "replica.lag.time.max.ms": { kind: "long", default: "30000", min: 1 },
   "broker.rack": { kind: "string" },
+  "unclean.leader.election.enable": { kind: "boolean", default: "false" },
+  "auto.leader.rebalance.enable": { kind: "boolean", default: "true" },
+  "leader.imbalance.check.interval.seconds": { kind: "long", default: "300", min: 1, max: 86_400 },
+  "controller.quorum.election.timeout.ms": { kind: "int", default: "1000", min: 100, max: 60_000 },
   "cluster.id": { kind: "string" },
   "auto.create.topics.enable": { kind: "boolean", default: "true" },
   "offsets.topic.num.partitions": { kind: "int", default: "50", min: 1, max: 10_000 },
@@ -229,9 +247,6 @@ function parseRoles(r: PropertyReader): ProcessRole[] {
     roles.add(item);
   }
   if (roles.size === 0) throw bad("process.roles", r.source("process.roles"), "names no role");
-  if (roles.size !== 2) {
-    throw bad("process.roles", r.source("process.roles"), "this build runs only the combined node (process.roles=broker,controller); separate broker and controller processes come with the Raft quorum");
-  }
   return [...roles].sort();
 }
 
@@ -303,7 +318,9 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
 
   const listeners = (r.list("listeners") ?? []).map((t) => parseListener(t, "listeners", r.source("listeners")));
   const clientListeners = listeners.filter((l) => !controllerListenerNames.includes(l.name));
-  if (clientListeners.length === 0) throw bad("listeners", r.source("listeners"), "has no listener for clients (every listener is a controller listener)");
+  const isBroker = processRoles.includes("broker");
+  const isController = processRoles.includes("controller");
+  if (isBroker && clientListeners.length === 0) throw bad("listeners", r.source("listeners"), "has no listener for clients (every listener is a controller listener)");
   if (clientListeners.length > 1) throw bad("listeners", r.source("listeners"), "this build serves clients on one listener; name exactly one besides the controller listeners");
   const names = new Set<string>();
   for (const l of listeners) {
@@ -319,13 +336,25 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
   }
 
   const voters = parseVoters(r.list("controller.quorum.voters") ?? [], r.source("controller.quorum.voters"));
-  if (voters.length > 0 && !voters.some((v) => v.id === nodeId)) {
-    throw bad("controller.quorum.voters", r.source("controller.quorum.voters"), `node.id ${nodeId} has the controller role but is not among the voters`);
+  const votersPv = r.source("controller.quorum.voters");
+  if (voters.length === 0) {
+    if (!isController || !isBroker) {
+      throw bad("controller.quorum.voters", votersPv, `is empty, which is the single-node mode of a combined node; process.roles=${processRoles.join(",")} needs the voters listed`);
+    }
+  } else {
+    const self = voters.find((v) => v.id === nodeId);
+    if (isController && !self) throw bad("controller.quorum.voters", votersPv, `node.id ${nodeId} has the controller role but is not among the voters`);
+    if (!isController && self) throw bad("controller.quorum.voters", votersPv, `node.id ${nodeId} is a voter but process.roles=${processRoles.join(",")} has no controller role`);
+    if (isController && self) {
+      const controllerListener = listeners.find((l) => controllerListenerNames.includes(l.name));
+      if (!controllerListener) {
+        throw bad("listeners", r.source("listeners"), `has no controller listener (one named in controller.listener.names=${controllerListenerNames.join(",")}), which a controller needs`);
+      }
+      if (controllerListener.port !== self.port) {
+        throw bad("listeners", r.source("listeners"), `controller listener ${controllerListener.name} is on port ${controllerListener.port}, but controller.quorum.voters puts node ${nodeId} on port ${self.port}`);
+      }
+    }
   }
-  if (voters.length > 1) {
-    throw bad("controller.quorum.voters", r.source("controller.quorum.voters"), `lists ${voters.length} voters; this build runs a single-node quorum only (the Raft quorum comes next)`);
-  }
-
   const logDirsList = r.list("log.dirs");
   const logDirs = (logDirsList && logDirsList.length > 0 ? logDirsList : [r.string("log.dir") as string]).map((d) => path.resolve(d));
   if (new Set(logDirs).size !== logDirs.length) throw bad("log.dirs", r.source("log.dirs"), "names a directory twice");
@@ -361,11 +390,20 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
     brokerHeartbeatIntervalMs,
     replicaLagTimeMaxMs: r.requiredNumber("replica.lag.time.max.ms"),
     brokerRack: r.string("broker.rack") ?? null,
+    uncleanLeaderElectionEnable: r.boolean("unclean.leader.election.enable"),
+    autoLeaderRebalanceEnable: r.boolean("auto.leader.rebalance.enable"),
+    leaderImbalanceCheckIntervalMs: r.requiredNumber("leader.imbalance.check.interval.seconds") * 1000,
+    controllerQuorumElectionTimeoutMs: r.requiredNumber("controller.quorum.election.timeout.ms"),
     clusterId,
     topicDefaults: defaults,
     groups: groupConfig(r),
     unknownKeys,
   });
+}
+
+/** The controller listener (named in controller.listener.names), if any. */
+export function controllerListener(config: ServerConfig): Listener | undefined {
+  return config.listeners.find((x) => config.controllerListenerNames.includes(x.name));
 }
 
 /** The listener the broker serves clients on (the one not named in controller.listener.names). */
