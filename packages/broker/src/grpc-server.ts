@@ -7,7 +7,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
+import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
+import { groupServiceDefinition, groupServiceHandlers } from "./group/grpc.js";
 
 export interface BrokerGrpcServer {
   /** The port bound (the real one when 0 was asked for). */
@@ -56,10 +57,11 @@ export function bindAddress(host: string, port: number): string {
   return h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
-export async function startBrokerGrpcServer(options: { api: BrokerApi & Partial<ReplicationApi>; host: string; port: number; logger: Logger }): Promise<BrokerGrpcServer> {
+export async function startBrokerGrpcServer(options: { api: BrokerApi & Partial<ReplicationApi>; groups?: GroupCoordinatorApi; host: string; port: number; logger: Logger }): Promise<BrokerGrpcServer> {
   const server = new grpc.Server(GRPC_CHANNEL_OPTIONS);
   const ctor = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE);
   server.addService(ctor.service, brokerServiceHandlers(options.api, options.logger));
+  if (options.groups) server.addService(groupServiceDefinition(), groupServiceHandlers(options.groups, options.logger));
   const address = bindAddress(options.host, options.port);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
