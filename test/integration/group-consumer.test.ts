@@ -1,0 +1,301 @@
+/**
+ * The GroupConsumer against the real group coordinator engine (packages/broker's
+ * GroupCoordinatorEngine over an in-memory __consumer_offsets log), in-process, with the
+ * client's MemoryBroker for metadata, produce and fetch. One gRPC server on 127.0.0.1
+ * serves both services, as a broker does: the Broker service is forwarded to the
+ * MemoryBroker (with Metadata naming this server as the broker), the GroupCoordinator
+ * service goes to the engine. Fast (no processes), so it covers the rebalance paths one by
+ * one: eager and cooperative, max.poll.interval.ms, new partitions, auto.offset.reset none.
+ * test/integration/groups.test.ts does the same with real server and member processes.
+ */
+import { createRequire } from "node:module";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FlotillaError } from "../../packages/common/src/index.js";
+import { createLogger } from "../../packages/common/src/logger.js";
+import { systemClock } from "../../packages/common/src/node.js";
+import {
+  BROKER_PROTO,
+  BROKER_SERVICE,
+  GROUP_PROTO,
+  GROUP_SERVICE,
+  serviceClientCtor,
+  toServiceError,
+  type GroupCoordinatorApi,
+  type MetadataResponse,
+} from "../../packages/protocol/src/index.js";
+import { GroupCoordinatorEngine } from "../../packages/broker/src/group/coordinator.js";
+import { DEFAULT_GROUP_COORDINATOR_CONFIG } from "../../packages/broker/src/group/config.js";
+import { MemoryOffsetsLog } from "../../packages/broker/src/group/memory-offsets-log.js";
+import { systemTimer } from "../../packages/broker/src/group/timer.js";
+import { BrokerConnection } from "../../packages/client/src/connection.js";
+import { GroupAdmin, GroupConsumer, Producer, type ConsumerRecord, type GroupConsumerOptions } from "../../packages/client/src/index.js";
+import { MemoryBroker } from "../../packages/client/src/testing/memory-broker.js";
+
+// @grpc/grpc-js is a dependency of the packages, not of the repository root: load it the
+// way packages/protocol does. Only the few members used here are typed.
+type UnaryCall = { request: unknown };
+type UnaryCallback = (err: unknown, res?: unknown) => void;
+type Handlers = Record<string, (call: UnaryCall, cb: UnaryCallback) => void>;
+interface GrpcServer {
+  addService(service: unknown, impl: Handlers): void;
+  bindAsync(address: string, creds: unknown, cb: (err: Error | null, port: number) => void): void;
+  forceShutdown(): void;
+}
+const grpc = createRequire(new URL("../../packages/protocol/package.json", import.meta.url))("@grpc/grpc-js") as {
+  Server: new () => GrpcServer;
+  ServerCredentials: { createInsecure(): unknown };
+};
+
+const OFFSETS_PARTITIONS = 3;
+const logger = createLogger("group-consumer-test", { level: process.env.FLOTILLA_LOG_LEVEL ?? "warn" });
+
+interface Harness {
+  address: string;
+  memory: MemoryBroker;
+  engine: GroupCoordinatorEngine;
+  stop(): Promise<void>;
+}
+
+async function startHarness(): Promise<Harness> {
+  const memory = new MemoryBroker();
+  await memory.start();
+  const engine = new GroupCoordinatorEngine({
+    config: { ...DEFAULT_GROUP_COORDINATOR_CONFIG, offsetsTopicNumPartitions: OFFSETS_PARTITIONS, groupMinSessionTimeoutMs: 500, groupInitialRebalanceDelayMs: 200 },
+    log: new MemoryOffsetsLog(),
+    clock: systemClock,
+    timer: systemTimer,
+    logger,
+  });
+  for (let p = 0; p < OFFSETS_PARTITIONS; p++) await engine.loadPartition(p);
+  const upstream = new BrokerConnection(memory.address, "harness");
+  const server = new grpc.Server();
+  let port = 0;
+  const forward = (name: string) => (call: UnaryCall, cb: UnaryCallback) => {
+    const method = (upstream as unknown as Record<string, (req: unknown, o: { timeoutMs: number }) => Promise<unknown>>)[name[0]!.toLowerCase() + name.slice(1)]!;
+    method.call(upstream, call.request, { timeoutMs: 30_000 }).then(
+      (res) => {
+        // Clients must come back here (for FindCoordinator too), not to the MemoryBroker.
+        if (name === "Metadata") for (const b of (res as MetadataResponse).brokers) b.port = port;
+        cb(null, res);
+      },
+      (err: unknown) => cb(toServiceError(err)),
+    );
+  };
+  const brokerImpl: Handlers = {};
+  for (const name of ["Produce", "Fetch", "ListOffsets", "Metadata", "CreateTopics", "DeleteTopics", "DescribeTopics"]) brokerImpl[name] = forward(name);
+  server.addService(serviceClientCtor(BROKER_PROTO, BROKER_SERVICE).service, brokerImpl);
+  const api: GroupCoordinatorApi = {
+    findCoordinator: async () => ({ errorCode: 0, errorMessage: "", nodeId: 1, host: "127.0.0.1", port }),
+    joinGroup: (req) => engine.joinGroup(req, { clientHost: "/127.0.0.1" }),
+    syncGroup: (req) => engine.syncGroup(req, { clientHost: "/127.0.0.1" }),
+    heartbeat: (req) => engine.heartbeat(req),
+    leaveGroup: (req) => engine.leaveGroup(req),
+    offsetCommit: (req) => engine.offsetCommit(req),
+    offsetFetch: (req) => engine.offsetFetch(req),
+    listGroups: (req) => engine.listGroups(req),
+    describeGroups: (req) => engine.describeGroups(req),
+    deleteGroups: (req) => engine.deleteGroups(req),
+  };
+  const groupImpl: Handlers = {};
+  for (const [name, fn] of Object.entries(api) as [string, (req: unknown) => Promise<unknown>][]) {
+    groupImpl[name[0]!.toUpperCase() + name.slice(1)] = (call: UnaryCall, cb: UnaryCallback) => {
+      fn(call.request).then(
+        (res) => cb(null, res),
+        (err: unknown) => cb(toServiceError(err)),
+      );
+    };
+  }
+  server.addService(serviceClientCtor(GROUP_PROTO, GROUP_SERVICE).service, groupImpl);
+  port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))));
+  return {
+    address: `127.0.0.1:${port}`,
+    memory,
+    engine,
+    async stop() {
+      engine.close();
+      upstream.close();
+      server.forceShutdown();
+      await memory.stop();
+    },
+  };
+}
+
+let h: Harness;
+const open: GroupConsumer[] = [];
+
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.disconnect().catch(() => undefined)));
+  await h.stop();
+});
+
+function member(groupId: string, extra: Partial<GroupConsumerOptions> = {}): GroupConsumer {
+  const c = new GroupConsumer({
+    bootstrapServers: h.address,
+    groupId,
+    sessionTimeoutMs: 3_000,
+    heartbeatIntervalMs: 200,
+    autoOffsetReset: "earliest",
+    fetchMaxWaitMs: 100,
+    autoCommitIntervalMs: 200,
+    logger,
+    ...extra,
+  });
+  open.push(c);
+  return c;
+}
+
+async function produce(topic: string, count: number, prefix = "v"): Promise<void> {
+  const p = new Producer({ bootstrapServers: h.address, logger });
+  try {
+    await p.send({ topic, messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: `${prefix}${i}` })) });
+  } finally {
+    await p.close();
+  }
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const key = (r: { partition: number; offset: number }): string => `${r.partition}/${r.offset}`;
+const names = (tps: { topic: string; partition: number }[]): string[] => tps.map((tp) => `${tp.topic}-${tp.partition}`).sort();
+
+describe("GroupConsumer with the real coordinator engine", () => {
+  it("two range members split the partitions, read every record once, and commit what they read", async () => {
+    h.memory.createTopic("t", 4);
+    await produce("t", 200);
+    const read: ConsumerRecord[] = [];
+    const a = member("g");
+    const b = member("g");
+    for (const c of [a, b]) c.subscribe({ topics: ["t"] });
+    const runs = [a, b].map((c) => c.run({ eachMessage: (r) => void read.push(r) }));
+    await waitFor("200 records", () => read.length >= 200);
+    await waitFor("a stable 2/2 split", () => a.assignment().length === 2 && b.assignment().length === 2);
+    expect(names([...a.assignment(), ...b.assignment()])).toEqual(["t-0", "t-1", "t-2", "t-3"]);
+    // Range over members sorted by id: the first gets partitions 0 and 1.
+    const first = a.currentMemberId < b.currentMemberId ? a : b;
+    expect(names(first.assignment())).toEqual(["t-0", "t-1"]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(read).toHaveLength(200);
+    expect(new Set(read.map(key)).size).toBe(200);
+
+    await Promise.all([a.disconnect(), b.disconnect()]);
+    await Promise.all(runs);
+    const admin = new GroupAdmin({ bootstrapServers: h.address, logger });
+    try {
+      const offsets = await admin.fetchOffsets("g");
+      const ends = [0, 1, 2, 3].map((p) => h.memory.logEndOffset("t", p));
+      expect(offsets.map((o) => o.offset)).toEqual(ends);
+      expect((await admin.describeGroup("g")).state).toBe("Empty");
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it("a restarted member starts from the committed offsets", async () => {
+    h.memory.createTopic("t", 2);
+    await produce("t", 40, "old");
+    const a = member("g");
+    a.subscribe({ topics: ["t"] });
+    const first: ConsumerRecord[] = [];
+    const run = a.run({ eachMessage: (r) => void first.push(r) });
+    await waitFor("40 records", () => first.length >= 40);
+    await a.disconnect();
+    await run;
+    await produce("t", 10, "new");
+    const b = member("g");
+    b.subscribe({ topics: ["t"] });
+    const second: ConsumerRecord[] = [];
+    const run2 = b.run({ eachMessage: (r) => void second.push(r) });
+    await waitFor("10 new records", () => second.length >= 10);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(second.map((r) => r.value?.toString().slice(0, 3))).toEqual(Array(10).fill("new"));
+    await b.disconnect();
+    await run2;
+  });
+
+  it("cooperative-sticky: a joining member takes half; the first member revokes only what moves, never everything", async () => {
+    h.memory.createTopic("t", 4);
+    const revokedByA: string[][] = [];
+    const a = member("coop", { partitionAssigners: ["cooperative-sticky"] });
+    a.subscribe({ topics: ["t"], onPartitionsRevoked: (tps) => void revokedByA.push(names(tps)) });
+    expect(a.rebalanceProtocol).toBe("cooperative");
+    const runA = a.run({ eachMessage: () => undefined });
+    await waitFor("a owns all 4", () => a.assignment().length === 4);
+    const b = member("coop", { partitionAssigners: ["cooperative-sticky"] });
+    b.subscribe({ topics: ["t"] });
+    const runB = b.run({ eachMessage: () => undefined });
+    await waitFor("a 2/2 split", () => a.assignment().length === 2 && b.assignment().length === 2);
+    expect(names([...a.assignment(), ...b.assignment()])).toEqual(["t-0", "t-1", "t-2", "t-3"]);
+    expect(revokedByA).toHaveLength(1);
+    expect(revokedByA[0]).toHaveLength(2);
+    await Promise.all([a.disconnect(), b.disconnect()]);
+    await Promise.all([runA, runB]);
+  });
+
+  it("max.poll.interval.ms: a member stuck in its handler leaves, and the other member takes its partitions", async () => {
+    h.memory.createTopic("t", 2);
+    const a = member("slow", { maxPollIntervalMs: 1_000 });
+    const b = member("slow", { maxPollIntervalMs: 10_000 });
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    for (const c of [a, b]) c.subscribe({ topics: ["t"] });
+    let aLost: string[] = [];
+    a.subscribe({ topics: ["t"], onPartitionsLost: (tps) => void (aLost = names(tps)) });
+    const runA = a.run({ eachMessage: () => stuck });
+    const runB = b.run({ eachMessage: () => undefined });
+    await waitFor("a 1/1 split", () => a.assignment().length === 1 && b.assignment().length === 1);
+    const aPartition = a.assignment()[0]!.partition;
+    await produce("t", 20);
+    // b takes a's partition once a left: within max.poll.interval.ms plus a rebalance.
+    await waitFor("b owning both partitions", () => b.assignment().length === 2, 15_000);
+    release();
+    await waitFor("a noticing it lost its partition", () => aLost.length === 1, 10_000);
+    expect(aLost).toEqual([`t-${aPartition}`]);
+    await Promise.all([a.disconnect(), b.disconnect()]);
+    await Promise.all([runA, runB]);
+  });
+
+  it("a subscribed topic that gains partitions triggers a rebalance (metadata.max.age.ms)", async () => {
+    h.memory.createTopic("t", 1);
+    const a = member("grow", { metadataMaxAgeMs: 300 });
+    a.subscribe({ topics: ["t"] });
+    const runA = a.run({ eachMessage: () => undefined });
+    await waitFor("a owns t-0", () => a.assignment().length === 1);
+    h.memory.topics.get("t")!.push([], []);
+    await waitFor("a owns the 3 partitions", () => a.assignment().length === 3, 15_000);
+    await a.disconnect();
+    await runA;
+  });
+
+  it("autoOffsetReset none: a partition without a committed offset fails with OFFSET_OUT_OF_RANGE", async () => {
+    h.memory.createTopic("t", 1);
+    const a = member("none", { autoOffsetReset: "none" });
+    a.subscribe({ topics: ["t"] });
+    const err = await a.poll({ timeoutMs: 5_000 }).catch((e: unknown) => e);
+    expect(FlotillaError.is(err, "OFFSET_OUT_OF_RANGE")).toBe(true);
+  });
+
+  it("manual commits: commitOffsets sends the given offsets; the group admin sees them", async () => {
+    h.memory.createTopic("t", 1);
+    await produce("t", 5);
+    const a = member("manual", { autoCommit: false });
+    a.subscribe({ topics: ["t"] });
+    const got: ConsumerRecord[] = [];
+    for (let i = 0; i < 50 && got.length < 5; i++) got.push(...(await a.poll({ timeoutMs: 200 })));
+    expect(got).toHaveLength(5);
+    expect(await a.committedOffsets()).toEqual([{ topic: "t", partition: 0, offset: -1 }]);
+    await a.commitOffsets([{ topic: "t", partition: 0, offset: 3 }]);
+    expect(await a.committedOffsets()).toEqual([{ topic: "t", partition: 0, offset: 3 }]);
+    await a.commitOffsets();
+    expect(await a.committedOffsets()).toEqual([{ topic: "t", partition: 0, offset: 5 }]);
+  });
+});
