@@ -1,53 +1,91 @@
 /**
- * A combined node (process.roles=broker,controller) in one process: the composition root
- * that wires the metadata log, the controller, the partition logs, the broker and the
- * gRPC listener, and takes them down in the reverse order.
+ * The composition root of one `flotilla server` process: wires the metadata log, the
+ * controller, the partition logs, the broker and the listeners per process.roles, and
+ * takes them down in the reverse order.
  *
- * Start-up:
+ * Modes:
+ * - single node (controller.quorum.voters empty, roles broker,controller): the metadata
+ *   log is LevelDB on this node (LevelMetadataLog), as a one-voter quorum would be, with
+ *   no controller listener; the local `flotilla server` default.
+ * - quorum voter (controller role, voters listed): the metadata log is the Raft quorum
+ *   (RaftMetadataLog); the controller listener serves the Raft transport and the
+ *   controller service; the Controller runs commands when this voter is the Raft leader
+ *   and forwards them to the leader otherwise.
+ * - broker only: the metadata log is followed over FetchMetadata (FetchedMetadataLog) and
+ *   every command is forwarded to the active controller.
+ *
+ * Start-up of a broker:
  *   1. check meta.properties in every log dir (cluster id, node id)
- *   2. open the metadata log and replay it into the controller's image
+ *   2. open the metadata log and load the controller's image
  *   3. open the partition logs (recovering them), apply the image, delete stray logs
- *   4. listen; register this broker with the controller and unfence it
- * Shutdown (close): answer parked fetches, stop accepting calls and let those in flight
- * finish, stop the controller, close the partition logs (clean-shutdown markers), close
- * the metadata log.
+ *   4. listen; register this broker (a fresh incarnation id), wait until the local image
+ *      has the registration, heartbeat to be unfenced, then heartbeat every
+ *      broker.heartbeat.interval.ms
+ * Shutdown (close): controlled shutdown first when in a quorum (heartbeats with
+ * wantShutDown until the controller has moved every leadership away, bounded by
+ * CONTROLLED_SHUTDOWN_TIMEOUT_MS), then answer parked fetches, stop accepting calls and
+ * let those in flight finish, stop the controller, close the partition logs
+ * (clean-shutdown markers), close the metadata log (a Raft leader hands leadership on).
  */
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import path from "node:path";
-import { type Clock, type Random } from "@flotilla/common";
+import { FlotillaError, type Clock, type Random } from "@flotilla/common";
 import { createLogger, type Logger } from "@flotilla/common/logger";
 import { systemClock } from "@flotilla/common/node";
-import { Controller, LevelMetadataLog } from "@flotilla/controller";
+import {
+  Controller,
+  ControllerQuorumClient,
+  LevelMetadataLog,
+  RaftMetadataLog,
+  addControllerService,
+  addRaftTransportService,
+  bindGrpcServer,
+  createGrpcServer,
+  shutdownGrpcServer,
+  type MetadataLog,
+} from "@flotilla/controller";
 import { EMPTY_IMAGE, diffImages, resolveTopicConfig } from "@flotilla/metadata";
 import { LogManager } from "@flotilla/storage";
 import { Broker } from "./broker.js";
-import { advertisedHost, clientListener, type ServerConfig } from "./config.js";
-import { startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
+import { advertisedHost, clientListener, controllerListener, type ServerConfig } from "./config.js";
+import { bindAddress, startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
+import { FetchedMetadataLog } from "./metadata-fetcher.js";
 import { ensureMetaProperties } from "./meta-properties.js";
 import { ReplicaManager, toLogConfig } from "./replica-manager.js";
 
 /** Directory of the single-node metadata log inside metadata.log.dir. */
 export const METADATA_LOG_DIR_NAME = "__cluster_metadata";
+/** Directory of the Raft metadata log (log, hard state, snapshots) inside metadata.log.dir. */
+export const RAFT_METADATA_DIR_NAME = "__cluster_metadata_raft";
 /** Longest a fetch may wait, whatever max_wait_ms asks. */
 export const FETCH_WAIT_MS_MAX = 30_000;
 /** Most fetches parked at once. */
 export const PARKED_FETCHES_MAX = 1000;
 /** How long close() lets calls in flight finish before cancelling them. */
 export const SHUTDOWN_GRACE_MS = 5000;
+/** Longest a controlled shutdown waits for the controller to move this broker's leaderships. */
+export const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 15_000;
+/** Longest start-up waits for an active controller to register this broker. */
+export const REGISTRATION_TIMEOUT_MS = 60_000;
+/** Raft tick length of the metadata quorum. */
+const RAFT_TICK_MS = 50;
 
 export interface NodeHandle {
-  /** The advertised "host:port" clients should use. */
+  /** The advertised "host:port" clients should use ("" for a controller-only node). */
   readonly address: string;
-  /** The port bound (the real one when the listener asked for port 0). */
+  /** The client port bound (the real one when the listener asked for port 0); 0 without the broker role. */
   readonly port: number;
+  /** The controller listener's bound port; 0 without one. */
+  readonly controllerPort: number;
   readonly nodeId: number;
   readonly clusterId: string;
-  /** Graceful shutdown; idempotent. */
+  /** Graceful shutdown (controlled shutdown first, in a quorum); idempotent. */
   close(): Promise<void>;
 }
 
 export interface StartNodeOptions {
   readonly logger?: Logger;
+  /** Time of the partition logs (retention, timestamps). Broker sessions always use the system clock. */
   readonly clock?: Clock;
 }
 
@@ -57,10 +95,15 @@ const cryptoRandom: Random = {
   int: (lo, hi) => randomInt(lo, hi),
 };
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export async function startNode(config: ServerConfig, options: StartNodeOptions = {}): Promise<NodeHandle> {
   const logger = options.logger ?? createLogger("flotilla-server");
   const clock = options.clock ?? systemClock;
   for (const { key, source } of config.unknownKeys) logger.warn({ key, source }, "ignoring unknown configuration key");
+  const isBroker = config.processRoles.includes("broker");
+  const isController = config.processRoles.includes("controller");
+  const quorum = config.controllerQuorumVoters.length > 0;
 
   const cleanups: (() => Promise<void>)[] = [];
   const unwind = async () => {
@@ -74,31 +117,93 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
   };
 
   try {
-    const dirs = [...new Set([...config.logDirs, config.metadataLogDir])];
+    const dirs = isBroker ? [...new Set([...config.logDirs, config.metadataLogDir])] : [config.metadataLogDir];
     const clusterId = await ensureMetaProperties(dirs, config.nodeId, config.clusterId);
 
-    const metadataLog = await LevelMetadataLog.open(path.join(config.metadataLogDir, METADATA_LOG_DIR_NAME), { logger: logger.child({ component: "metadata-log" }) });
-    cleanups.push(() => metadataLog.close());
+    // --- the metadata log and the controller ---
+    const voterAddresses = new Map(config.controllerQuorumVoters.map((v) => [v.id, bindAddress(v.host, v.port)]));
+    const quorumClient = quorum ? new ControllerQuorumClient({ addresses: [...voterAddresses.values()], logger: logger.child({ component: "controller-client" }) }) : undefined;
+    if (quorumClient) cleanups.push(async () => quorumClient.close());
+    let metadataLog: MetadataLog;
+    let raftLog: RaftMetadataLog | undefined;
+    let fetchedLog: FetchedMetadataLog | undefined;
+    if (!quorum) {
+      metadataLog = await LevelMetadataLog.open(path.join(config.metadataLogDir, METADATA_LOG_DIR_NAME), { logger: logger.child({ component: "metadata-log" }) });
+    } else if (isController) {
+      raftLog = await RaftMetadataLog.open({
+        nodeId: config.nodeId,
+        voters: voterAddresses,
+        dir: path.join(config.metadataLogDir, RAFT_METADATA_DIR_NAME),
+        logger: logger.child({ component: "metadata-log" }),
+        tickMs: RAFT_TICK_MS,
+        electionTicks: Math.max(2, Math.round(config.controllerQuorumElectionTimeoutMs / RAFT_TICK_MS)),
+      });
+      metadataLog = raftLog;
+    } else {
+      fetchedLog = new FetchedMetadataLog(quorumClient!, logger.child({ component: "metadata-fetcher" }));
+      metadataLog = fetchedLog;
+    }
+    const log = metadataLog;
+    let controllerServer: ReturnType<typeof createGrpcServer> | undefined;
+    cleanups.push(async () => {
+      // Raft first (a leader hands leadership on, which needs the listener), then the listener.
+      await (raftLog ? raftLog.close({ leadership: "transfer" }) : log.close());
+      if (controllerServer) await shutdownGrpcServer(controllerServer, 1000);
+    });
     const controller = await Controller.start({
       log: metadataLog,
       defaults: { numPartitions: config.numPartitions, replicationFactor: config.defaultReplicationFactor },
       random: cryptoRandom,
       logger: logger.child({ component: "controller" }),
+      clock: systemClock,
+      brokerSessionTimeoutMs: config.brokerSessionTimeoutMs,
+      uncleanLeaderElectionEnable: config.uncleanLeaderElectionEnable,
+      ...(config.autoLeaderRebalanceEnable ? { leaderRebalanceIntervalMs: config.leaderImbalanceCheckIntervalMs } : {}),
+      ...(quorumClient ? { forwardTo: quorumClient } : {}),
     });
     cleanups.push(() => controller.close());
 
+    let controllerPort = 0;
+    if (raftLog) {
+      const listener = controllerListener(config);
+      if (!listener) throw new FlotillaError("INVALID_CONFIG", "listeners has no controller listener");
+      const server = createGrpcServer();
+      controllerServer = server;
+      const rl = raftLog;
+      addRaftTransportService(server, { selfId: config.nodeId, onMessage: (m) => rl.driver.receive(m), logger: logger.child({ component: "raft-transport" }) });
+      addControllerService(server, { controller, log: rl, logger: logger.child({ component: "controller-service" }) });
+      controllerPort = await bindGrpcServer(server, bindAddress(listener.host, listener.port));
+      logger.info({ listener: `${listener.name}://${listener.host}:${controllerPort}`, voters: Object.fromEntries(voterAddresses) }, "controller listener up");
+    }
+    if (fetchedLog) {
+      await fetchedLog.start();
+      logger.info({ offset: fetchedLog.committedOffset() }, "following the metadata log");
+    }
+
+    if (!isBroker) {
+      logger.info({ nodeId: config.nodeId, clusterId, roles: config.processRoles }, "flotilla node started (controller)");
+      return handle({ address: "", port: 0, controllerPort, nodeId: config.nodeId, clusterId, logger, close: unwind });
+    }
+
+    // --- the broker ---
+    let brokerEpoch = -1;
     const logs = await LogManager.open({
       logDirs: config.logDirs,
       clock,
       logger: logger.child({ component: "log-manager" }),
       configFor: (topic) => toLogConfig(resolveTopicConfig(controller.image().configs.topic.get(topic), config.topicDefaults)),
     });
+    const listener = clientListener(config);
     const replicas = new ReplicaManager({
       nodeId: config.nodeId,
       logs,
       topicDefaults: config.topicDefaults,
       logger: logger.child({ component: "replica-manager" }),
       parkedFetchesMax: PARKED_FETCHES_MAX,
+      controllerChannel: controller,
+      brokerEpoch: () => brokerEpoch,
+      replicaLagTimeMaxMs: config.replicaLagTimeMaxMs,
+      listenerName: listener.name,
     });
     cleanups.push(() => replicas.close());
     const initial = controller.image();
@@ -107,11 +212,10 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     const unsubscribe = controller.subscribe((image, changes) => void replicas.applyImage(image, changes));
     cleanups.push(async () => unsubscribe());
 
-    const listener = clientListener(config);
     const broker = new Broker({
       nodeId: config.nodeId,
       clusterId,
-      controllerId: config.nodeId,
+      controllerId: quorum ? (config.controllerQuorumVoters[0]?.id ?? config.nodeId) : config.nodeId,
       listenerName: listener.name,
       controller,
       replicas,
@@ -129,34 +233,109 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
 
     const advertised = config.advertisedListeners.find((l) => l.name === listener.name) ?? listener;
     const endpoint = { name: listener.name, host: advertisedHost(advertised.host), port: advertised.port === 0 ? server.port : advertised.port };
-    const { brokerEpoch } = await controller.registerBroker({ brokerId: config.nodeId, incarnationId: randomUUID(), endpoints: [endpoint], rack: config.brokerRack });
-    await replicas.waitForOffset(controller.image().offset);
-    await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false });
+    const incarnationId = randomUUID();
+    const register = async (): Promise<void> => {
+      const deadline = Date.now() + REGISTRATION_TIMEOUT_MS;
+      for (;;) {
+        try {
+          brokerEpoch = (await controller.registerBroker({ brokerId: config.nodeId, incarnationId, endpoints: [endpoint], rack: config.brokerRack })).brokerEpoch;
+          return;
+        } catch (err) {
+          if (!FlotillaError.is(err) || !err.retriable || Date.now() > deadline) throw err;
+          logger.info({ err: err.message }, "no active controller yet; retrying the registration");
+          await sleep(200);
+        }
+      }
+    };
+    await register();
+    await controller.waitForImageOffset(brokerEpoch, REGISTRATION_TIMEOUT_MS);
+    await replicas.waitForOffset(brokerEpoch);
+    await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: false });
+
+    // Heartbeats: keep the session alive; a refused epoch (the registration was replaced) re-registers.
+    let shuttingDown = false;
+    let heartbeatTimer: NodeJS.Timeout | undefined;
+    let heartbeating: Promise<void> = Promise.resolve();
+    const heartbeat = async (): Promise<void> => {
+      try {
+        await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: false });
+      } catch (err) {
+        if (FlotillaError.is(err, "BROKER_NOT_AVAILABLE") && !shuttingDown) {
+          logger.warn({ err: err.message }, "controller refused the heartbeat; registering again");
+          await register().catch((e: unknown) => logger.warn({ err: (e as Error).message }, "re-registration failed"));
+        } else {
+          logger.warn({ err: (err as Error).message }, "broker heartbeat failed");
+        }
+      }
+    };
+    const scheduleHeartbeat = () => {
+      heartbeatTimer = setTimeout(() => {
+        heartbeating = heartbeat().finally(() => {
+          if (!shuttingDown) scheduleHeartbeat();
+        });
+      }, config.brokerHeartbeatIntervalMs);
+    };
+    scheduleHeartbeat();
+    cleanups.push(async () => {
+      shuttingDown = true;
+      if (heartbeatTimer) clearTimeout(heartbeatTimer);
+      await heartbeating;
+    });
+    if (quorum) {
+      // Runs first at close (cleanups run in reverse): move leaderships away while everything still works.
+      cleanups.push(async () => {
+        shuttingDown = true;
+        if (heartbeatTimer) clearTimeout(heartbeatTimer);
+        await heartbeating;
+        await controlledShutdown();
+      });
+    }
+    const controlledShutdown = async (): Promise<void> => {
+      const deadline = Date.now() + CONTROLLED_SHUTDOWN_TIMEOUT_MS;
+      logger.info({ nodeId: config.nodeId }, "controlled shutdown: asking the controller to move this broker's leaderships");
+      while (Date.now() < deadline) {
+        try {
+          const reply = await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: true });
+          if (reply.shouldShutDown) {
+            logger.info({ nodeId: config.nodeId }, "controlled shutdown done: this broker leads nothing");
+            return;
+          }
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, "controlled shutdown heartbeat failed");
+        }
+        await sleep(Math.min(500, config.brokerHeartbeatIntervalMs));
+      }
+      logger.warn({ timeoutMs: CONTROLLED_SHUTDOWN_TIMEOUT_MS }, "controlled shutdown did not finish in time; stopping anyway");
+    };
     logs.startRetention(config.logRetentionCheckIntervalMs);
 
     const address = `${endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
     logger.info(
-      { nodeId: config.nodeId, clusterId, listener: `${listener.name}://${listener.host}:${server.port}`, advertised: address, logDirs: config.logDirs, metadataLogDir: config.metadataLogDir, brokerEpoch },
-      "flotilla node started (broker,controller)",
+      { nodeId: config.nodeId, clusterId, roles: config.processRoles, listener: `${listener.name}://${listener.host}:${server.port}`, advertised: address, logDirs: config.logDirs, metadataLogDir: config.metadataLogDir, brokerEpoch },
+      `flotilla node started (${config.processRoles.join(",")})`,
     );
-
-    let closing: Promise<void> | undefined;
-    return {
-      address,
-      port: server.port,
-      nodeId: config.nodeId,
-      clusterId,
-      close() {
-        closing ??= (async () => {
-          logger.info({ nodeId: config.nodeId }, "flotilla node stopping");
-          await unwind();
-          logger.info({ nodeId: config.nodeId }, "flotilla node stopped");
-        })();
-        return closing;
-      },
-    };
+    return handle({ address, port: server.port, controllerPort, nodeId: config.nodeId, clusterId, logger, close: unwind });
   } catch (err) {
     await unwind();
     throw err;
   }
+}
+
+function handle(h: { address: string; port: number; controllerPort: number; nodeId: number; clusterId: string; logger: Logger; close: () => Promise<void> }): NodeHandle {
+  let closing: Promise<void> | undefined;
+  return {
+    address: h.address,
+    port: h.port,
+    controllerPort: h.controllerPort,
+    nodeId: h.nodeId,
+    clusterId: h.clusterId,
+    close() {
+      closing ??= (async () => {
+        h.logger.info({ nodeId: h.nodeId }, "flotilla node stopping");
+        await h.close();
+        h.logger.info({ nodeId: h.nodeId }, "flotilla node stopped");
+      })();
+      return closing;
+    },
+  };
 }

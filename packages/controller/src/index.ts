@@ -11,3 +11,4 @@ export * from "./image-snapshot.js";
 export * from "./raft-metadata-log.js";
 export * from "./controller-service.js";
 export * from "./controller-client.js";
+export { addRaftTransportService, createGrpcServer, bindGrpcServer, shutdownGrpcServer } from "./raft/index.js";
