@@ -50,6 +50,7 @@ import { Broker } from "./broker.js";
 import { advertisedHost, clientListener, controllerListener, type ServerConfig } from "./config.js";
 import { bindAddress, startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
 import { FetchedMetadataLog } from "./metadata-fetcher.js";
+import { startGroupCoordinator } from "./group/start.js";
 import { ensureMetaProperties } from "./meta-properties.js";
 import { ReplicaManager, toLogConfig } from "./replica-manager.js";
 
@@ -225,7 +226,9 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       nowMs: () => clock.nowMs(),
       logger: logger.child({ component: "broker" }),
     });
-    const server: BrokerGrpcServer = await startBrokerGrpcServer({ api: broker, host: listener.host, port: listener.port, logger: logger.child({ component: "grpc" }) });
+    const groups = startGroupCoordinator({ nodeId: config.nodeId, listenerName: listener.name, config: config.groups, metadata: controller, replicas, clock, logger });
+    cleanups.push(() => groups.close());
+    const server: BrokerGrpcServer = await startBrokerGrpcServer({ api: broker, groups, host: listener.host, port: listener.port, logger: logger.child({ component: "grpc" }) });
     cleanups.push(async () => {
       replicas.beginShutdown();
       await server.close(SHUTDOWN_GRACE_MS);

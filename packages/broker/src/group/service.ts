@@ -120,6 +120,7 @@ export class GroupCoordinatorService implements GroupCoordinatorApi {
   private applyChain: Promise<void> = Promise.resolve();
   private creating: Promise<void> | undefined;
   private cancelExpiry: (() => void) | undefined;
+  private readonly closeHooks: (() => void)[] = [];
   private closed = false;
 
   constructor(private readonly options: GroupCoordinatorServiceOptions) {
@@ -259,10 +260,16 @@ export class GroupCoordinatorService implements GroupCoordinatorApi {
     return this.engine.deleteGroups(request);
   }
 
+  /** Runs `fn` first thing in close() (e.g. to stop following the image). */
+  onClose(fn: () => void): void {
+    this.closeHooks.push(fn);
+  }
+
   /** Stops the expiry timer and unloads every group (parked calls answer NOT_COORDINATOR). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const fn of this.closeHooks.splice(0)) fn();
     this.cancelExpiry?.();
     await this.applyChain;
     this.engine.close();
