@@ -30,6 +30,9 @@ import { systemTimer } from "../../packages/broker/src/group/timer.js";
 import { BrokerConnection } from "../../packages/client/src/connection.js";
 import { GroupAdmin, GroupConsumer, Producer, type ConsumerRecord, type GroupConsumerOptions } from "../../packages/client/src/index.js";
 import { MemoryBroker } from "../../packages/client/src/testing/memory-broker.js";
+import { runCli } from "../../packages/cli/src/program.js";
+import type { CliIo } from "../../packages/cli/src/io.js";
+import { PassThrough } from "node:stream";
 
 // @grpc/grpc-js is a dependency of the packages, not of the repository root: load it the
 // way packages/protocol does. Only the few members used here are typed.
@@ -298,4 +301,63 @@ describe("GroupConsumer with the real coordinator engine", () => {
     await a.commitOffsets();
     expect(await a.committedOffsets()).toEqual([{ topic: "t", partition: 0, offset: 5 }]);
   });
+
+  it("the groups CLI: list, describe with lag, reset-offsets refused while active and applied when empty, delete", async () => {
+    h.memory.createTopic("t", 2);
+    await produce("t", 20);
+    const a = member("cli-group");
+    a.subscribe({ topics: ["t"] });
+    const seen: ConsumerRecord[] = [];
+    const runA = a.run({ eachMessage: (r) => void seen.push(r) });
+    await waitFor("20 records", () => seen.length >= 20);
+    const flags = ["--bootstrap-server", h.address];
+
+    expect((await cli(["groups", "list", ...flags])).stdout).toBe("cli-group\n");
+    const refused = await cli(["groups", "reset-offsets", "--group", "cli-group", "--topic", "t", "--to-earliest", "--execute", ...flags]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/NON_EMPTY_GROUP/);
+    const active = await cli(["groups", "describe", "--group", "cli-group", ...flags]);
+    expect(active.code).toBe(0);
+    expect(active.stdout).toContain(a.currentMemberId);
+
+    await a.disconnect();
+    await runA;
+    await produce("t", 30);
+    const described = await cli(["groups", "describe", "--group", "cli-group", "--format", "json", ...flags]);
+    const rows = described.stdout.trim().split("\n").map((l) => JSON.parse(l) as { partition: number; lag: number; consumerId: string | null });
+    expect(rows.map((r) => r.partition)).toEqual([0, 1]);
+    expect(rows.reduce((n, r) => n + r.lag, 0)).toBe(30);
+    expect(rows.every((r) => r.consumerId === null)).toBe(true);
+
+    const dry = await cli(["groups", "reset-offsets", "--group", "cli-group", "--topic", "t", "--to-offset", "3", ...flags]);
+    expect(dry.code).toBe(0);
+    expect(dry.stderr).toContain("Dry run");
+    const admin = new GroupAdmin({ bootstrapServers: h.address, logger });
+    try {
+      expect((await admin.fetchOffsets("cli-group")).map((o) => o.offset)).toEqual([0, 1].map((p) => h.memory.logEndOffset("t", p) - rows[p]!.lag));
+      const applied = await cli(["groups", "reset-offsets", "--group", "cli-group", "--topic", "t", "--to-offset", "3", "--execute", ...flags]);
+      expect(applied.code).toBe(0);
+      expect(applied.stdout).toMatch(/^GROUP\s+TOPIC\s+PARTITION\s+NEW-OFFSET\n/);
+      expect((await admin.fetchOffsets("cli-group")).map((o) => o.offset)).toEqual([3, 3]);
+    } finally {
+      await admin.close();
+    }
+    expect((await cli(["groups", "delete", "--group", "cli-group", ...flags])).code).toBe(0);
+    expect((await cli(["groups", "list", ...flags])).stdout).toBe("");
+    const gone = await cli(["groups", "describe", "--group", "cli-group", ...flags]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/GROUP_ID_NOT_FOUND/);
+  });
 });
+
+/** Runs the flotilla CLI in-process with captured streams. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d: Buffer) => (out += d.toString()));
+  stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const io: CliIo = { stdin: new PassThrough(), stdout, stderr, env: { FLOTILLA_LOG_LEVEL: "error" }, cwd: "/tmp", onShutdownSignal: () => () => undefined };
+  return { code: await runCli(args, io), stdout: out, stderr: err };
+}
