@@ -77,6 +77,8 @@ export interface ServerConfig {
   readonly topicDefaults: TopicConfig;
   /** offsets.* and group.* keys (./group/config.ts). */
   readonly groups: GroupCoordinatorConfig;
+  /** http.listener: host:port of the HTTP admin endpoint (/healthz, /readyz, /metrics); null = off. */
+  readonly httpListener: Listener | null;
   /** Keys set that this build does not know, with their source. */
   readonly unknownKeys: readonly { key: string; source: string }[];
 }
@@ -145,6 +147,8 @@ export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
   "offsets.commit.timeout.ms": { kind: "int", default: "5000", min: 1 },
   "offsets.load.buffer.size": { kind: "int", default: "5242880", min: 1 },
   "offset.metadata.max.bytes": { kind: "int", default: "4096", min: 0 },
+  // Not a Kafka key (Kafka has no HTTP listener): Flotilla's probes and metrics, ./http-admin.ts.
+  "http.listener": { kind: "string" },
 };
 
 function bad(key: string, pv: PropertyValue | undefined, problem: string): FlotillaError {
@@ -306,6 +310,14 @@ function groupConfig(r: PropertyReader): GroupCoordinatorConfig {
   });
 }
 
+function httpListenerOf(r: PropertyReader): Listener | null {
+  const text = r.string("http.listener");
+  if (text === undefined) return null;
+  const l = parseListener(text, "http.listener", r.source("http.listener"));
+  if (/^[A-Za-z][A-Za-z0-9_]*:\/\//.test(text)) throw bad("http.listener", r.source("http.listener"), "takes host:port, without a listener name");
+  return l;
+}
+
 /** Reads and checks the server configuration; see the module comment for precedence. */
 export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
   const raw = collectProperties(sources);
@@ -397,6 +409,7 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
     clusterId,
     topicDefaults: defaults,
     groups: groupConfig(r),
+    httpListener: httpListenerOf(r),
     unknownKeys,
   });
 }
