@@ -196,6 +196,8 @@ export class ReplicaFetcher {
   private async run(): Promise<void> {
     const { config } = this.options;
     while (!this.stopped) {
+      // In-process transports can answer without I/O: yield so the loop never starves timers.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.states.size === 0) {
         // Idle: wait for a partition (bounded pause, re-checked).
         await this.pause(config.fetchWaitMaxMs);
@@ -268,7 +270,10 @@ export class ReplicaFetcher {
             this.logger.warn({ topic: t.name, partition: r.partition, fetchOffset, leaderLogStartOffset: r.logStartOffset }, "behind the leader's log start: restarting the log there");
             await s.partition.truncateFullyAndStartAt(r.logStartOffset);
           } else {
+            // Past the leader's end: truncate again, after the backoff so that a leader
+            // that keeps answering this cannot spin the loop.
             s.phase = "truncating";
+            this.delay(s, "fetch offset out of the leader's range; truncating again", { fetchOffset, message: r.errorMessage });
           }
           continue;
         }
