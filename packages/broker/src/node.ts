@@ -50,6 +50,7 @@ import { Broker } from "./broker.js";
 import { advertisedHost, clientListener, controllerListener, type ServerConfig } from "./config.js";
 import { bindAddress, startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
 import { FetchedMetadataLog } from "./metadata-fetcher.js";
+import { NodeStatus, createNodeMetrics, startHttpAdmin, type Readiness } from "./http-admin.js";
 import { startGroupCoordinator } from "./group/start.js";
 import { ensureMetaProperties } from "./meta-properties.js";
 import { ReplicaManager, toLogConfig } from "./replica-manager.js";
@@ -65,7 +66,7 @@ export const PARKED_FETCHES_MAX = 1000;
 /** How long close() lets calls in flight finish before cancelling them. */
 export const SHUTDOWN_GRACE_MS = 5000;
 /** Longest a controlled shutdown waits for the controller to move this broker's leaderships. */
-export const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 15_000;
+export const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
 /** Longest start-up waits for an active controller to register this broker. */
 export const REGISTRATION_TIMEOUT_MS = 60_000;
 /** Raft tick length of the metadata quorum. */
@@ -80,6 +81,10 @@ export interface NodeHandle {
   readonly controllerPort: number;
   readonly nodeId: number;
   readonly clusterId: string;
+  /** The HTTP admin listener's bound port (http.listener); 0 when off. */
+  readonly httpPort: number;
+  /** What GET /readyz answers: "caught up and serving" (see ./http-admin.ts). */
+  readiness(): Readiness;
   /** Graceful shutdown (controlled shutdown first, in a quorum); idempotent. */
   close(): Promise<void>;
 }
@@ -97,6 +102,17 @@ const cryptoRandom: Random = {
 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `promise`, or "timeout" after `ms` (the promise goes on; its outcome is dropped). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, ms))));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function startNode(config: ServerConfig, options: StartNodeOptions = {}): Promise<NodeHandle> {
   const logger = options.logger ?? createLogger("flotilla-server");
@@ -120,6 +136,23 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
   try {
     const dirs = isBroker ? [...new Set([...config.logDirs, config.metadataLogDir])] : [config.metadataLogDir];
     const clusterId = await ensureMetaProperties(dirs, config.nodeId, config.clusterId);
+
+    // Probes and metrics first, so /healthz answers (and /readyz says why not) during a long start-up.
+    const status = new NodeStatus(config.nodeId, config.processRoles);
+    const metrics = createNodeMetrics(status);
+    let httpPort = 0;
+    if (config.httpListener) {
+      const admin = await startHttpAdmin({ host: config.httpListener.host, port: config.httpListener.port, status, registry: metrics.registry, logger: logger.child({ component: "http-admin" }) });
+      httpPort = admin.port;
+      cleanups.push(() => admin.close());
+    }
+    const serving = () => {
+      status.phase = "serving";
+      // Runs first at close (cleanups run in reverse): readiness drops before anything stops.
+      cleanups.push(async () => {
+        status.phase = "stopping";
+      });
+    };
 
     // --- the metadata log and the controller ---
     const voterAddresses = new Map(config.controllerQuorumVoters.map((v) => [v.id, bindAddress(v.host, v.port)]));
@@ -163,6 +196,9 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       ...(quorumClient ? { forwardTo: quorumClient } : {}),
     });
     cleanups.push(() => controller.close());
+    status.controller = controller;
+    status.metadataLog = metadataLog;
+    status.quorum = raftLog;
 
     let controllerPort = 0;
     if (raftLog) {
@@ -183,7 +219,8 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
 
     if (!isBroker) {
       logger.info({ nodeId: config.nodeId, clusterId, roles: config.processRoles }, "flotilla node started (controller)");
-      return handle({ address: "", port: 0, controllerPort, nodeId: config.nodeId, clusterId, logger, close: unwind });
+      serving();
+      return handle({ address: "", port: 0, controllerPort, nodeId: config.nodeId, clusterId, httpPort, status, logger, close: unwind });
     }
 
     // --- the broker ---
@@ -207,6 +244,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       listenerName: listener.name,
     });
     cleanups.push(() => replicas.close());
+    status.broker = { replicas, brokerEpoch: () => brokerEpoch };
     const initial = controller.image();
     await replicas.applyImage(initial, diffImages(EMPTY_IMAGE, initial));
     await replicas.deleteStrayLogs(initial);
@@ -228,7 +266,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     });
     const groups = startGroupCoordinator({ nodeId: config.nodeId, listenerName: listener.name, config: config.groups, metadata: controller, replicas, clock, logger });
     cleanups.push(() => groups.close());
-    const server: BrokerGrpcServer = await startBrokerGrpcServer({ api: broker, groups, host: listener.host, port: listener.port, logger: logger.child({ component: "grpc" }) });
+    const server: BrokerGrpcServer = await startBrokerGrpcServer({ api: metrics.instrument(broker), groups, host: listener.host, port: listener.port, logger: logger.child({ component: "grpc" }) });
     cleanups.push(async () => {
       replicas.beginShutdown();
       await server.close(SHUTDOWN_GRACE_MS);
@@ -279,37 +317,45 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       }, config.brokerHeartbeatIntervalMs);
     };
     scheduleHeartbeat();
-    cleanups.push(async () => {
+    const stopHeartbeats = async (): Promise<void> => {
       shuttingDown = true;
       if (heartbeatTimer) clearTimeout(heartbeatTimer);
-      await heartbeating;
-    });
-    if (quorum) {
-      // Runs first at close (cleanups run in reverse): move leaderships away while everything still works.
-      cleanups.push(async () => {
-        shuttingDown = true;
-        if (heartbeatTimer) clearTimeout(heartbeatTimer);
-        await heartbeating;
-        await controlledShutdown();
-      });
-    }
+      // A heartbeat in flight may wait for a quorum that is gone: do not wait long for it.
+      await within(heartbeating, 1000);
+    };
+    cleanups.push(stopHeartbeats);
+    /**
+     * Heartbeats with wantShutDown until the controller answers shouldShutDown, all within
+     * CONTROLLED_SHUTDOWN_TIMEOUT_MS: when the whole cluster stops, the last nodes have no
+     * quorum left to ask, and they stop anyway (their partitions then wait for them).
+     */
     const controlledShutdown = async (): Promise<void> => {
       const deadline = Date.now() + CONTROLLED_SHUTDOWN_TIMEOUT_MS;
       logger.info({ nodeId: config.nodeId }, "controlled shutdown: asking the controller to move this broker's leaderships");
       while (Date.now() < deadline) {
         try {
-          const reply = await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: true });
-          if (reply.shouldShutDown) {
+          const reply = await within(
+            controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: true }),
+            deadline - Date.now(),
+          );
+          if (reply !== "timeout" && reply.shouldShutDown) {
             logger.info({ nodeId: config.nodeId }, "controlled shutdown done: this broker leads nothing");
             return;
           }
         } catch (err) {
           logger.warn({ err: (err as Error).message }, "controlled shutdown heartbeat failed");
         }
-        await sleep(Math.min(500, config.brokerHeartbeatIntervalMs));
+        await sleep(Math.min(200, config.brokerHeartbeatIntervalMs, Math.max(0, deadline - Date.now())));
       }
-      logger.warn({ timeoutMs: CONTROLLED_SHUTDOWN_TIMEOUT_MS }, "controlled shutdown did not finish in time; stopping anyway");
+      logger.warn({ timeoutMs: CONTROLLED_SHUTDOWN_TIMEOUT_MS }, "controlled shutdown did not finish in time (no active controller?); stopping anyway");
     };
+    if (quorum) {
+      // Runs first at close (cleanups run in reverse): move leaderships away while everything still works.
+      cleanups.push(async () => {
+        await stopHeartbeats();
+        await controlledShutdown();
+      });
+    }
     logs.startRetention(config.logRetentionCheckIntervalMs);
 
     const address = `${endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
@@ -317,14 +363,15 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       { nodeId: config.nodeId, clusterId, roles: config.processRoles, listener: `${listener.name}://${listener.host}:${server.port}`, advertised: address, logDirs: config.logDirs, metadataLogDir: config.metadataLogDir, brokerEpoch },
       `flotilla node started (${config.processRoles.join(",")})`,
     );
-    return handle({ address, port: server.port, controllerPort, nodeId: config.nodeId, clusterId, logger, close: unwind });
+    serving();
+    return handle({ address, port: server.port, controllerPort, nodeId: config.nodeId, clusterId, httpPort, status, logger, close: unwind });
   } catch (err) {
     await unwind();
     throw err;
   }
 }
 
-function handle(h: { address: string; port: number; controllerPort: number; nodeId: number; clusterId: string; logger: Logger; close: () => Promise<void> }): NodeHandle {
+function handle(h: { address: string; port: number; controllerPort: number; nodeId: number; clusterId: string; httpPort: number; status: NodeStatus; logger: Logger; close: () => Promise<void> }): NodeHandle {
   let closing: Promise<void> | undefined;
   return {
     address: h.address,
@@ -332,6 +379,8 @@ function handle(h: { address: string; port: number; controllerPort: number; node
     controllerPort: h.controllerPort,
     nodeId: h.nodeId,
     clusterId: h.clusterId,
+    httpPort: h.httpPort,
+    readiness: () => h.status.readiness(),
     close() {
       closing ??= (async () => {
         h.logger.info({ nodeId: h.nodeId }, "flotilla node stopping");
