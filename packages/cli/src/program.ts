@@ -2,7 +2,9 @@ import { Command, CommanderError } from "commander";
 import { consumeCommand } from "./commands/consume.js";
 import { groupsCommand } from "./commands/groups.js";
 import { produceCommand } from "./commands/produce.js";
-import { serverCommand, startCommand } from "./commands/server.js";
+import { clusterCommand } from "./commands/cluster.js";
+import { serverCommand } from "./commands/server.js";
+import { localClusterCommand } from "./commands/start.js";
 import { topicsCommand } from "./commands/topics.js";
 import { describeError, ExitCode } from "./format.js";
 import type { CliIo } from "./io.js";
@@ -13,10 +15,11 @@ export function buildProgram(io: CliIo): Command {
     .description("Flotilla: a Kafka-style distributed log. Run a server, manage topics, produce and consume records.")
     .showHelpAfterError("(run with --help for usage)");
   program.addCommand(serverCommand(io));
-  program.addCommand(startCommand(io));
+  program.addCommand(localClusterCommand(io));
   program.addCommand(topicsCommand(io));
   program.addCommand(produceCommand(io));
   program.addCommand(consumeCommand(io));
+  program.addCommand(clusterCommand(io));
   program.addCommand(groupsCommand(io));
   // Usage errors are thrown (exitOverride) instead of exiting inside commander, and their
   // text goes to stderr; every subcommand inherits both settings.

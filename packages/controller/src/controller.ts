@@ -22,6 +22,9 @@ import type { ControllerResult, TopicCreationDefaults } from "./commands/result.
 import { createPartitions, createTopics, deleteTopics, type CreatePartitionsRequest, type CreatePartitionsResponse } from "./commands/topics.js";
 import type { CommittedBatch, MetadataLog } from "./metadata-log.js";
 
+/** Longest close() waits for queued commands. */
+const CLOSE_WAIT_MS = 2000;
+
 export type ImageListener = (image: MetadataImage, changes: MetadataChanges) => void;
 
 export interface ControllerOptions {
@@ -422,7 +425,10 @@ export class Controller implements ControllerChannel {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.queue;
+    // Commands waiting on a quorum that is gone end by their own timeouts; do not hold the close for them.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.queue, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
     for (const fn of this.unsubscribe) fn();
     this.listeners.clear();
   }
