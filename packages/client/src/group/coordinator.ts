@@ -65,7 +65,7 @@ export class CoordinatorLocator {
    * backoff until `deadlineMs`, looking the coordinator up again where needed; the caller
    * handles every other error code in the response.
    */
-  async call<T extends { errorCode: number; errorMessage: string }>(what: string, fn: (conn: CoordinatorConnection) => Promise<T>, deadlineMs: number): Promise<T> {
+  async call<T extends { errorCode: number; errorMessage: string }>(what: string, fn: (conn: CoordinatorConnection) => Promise<T>, deadlineMs: number, signal?: AbortSignal): Promise<T> {
     return withRetries(
       async () => {
         const conn = await this.connection(deadlineMs);
@@ -86,7 +86,7 @@ export class CoordinatorLocator {
       },
       this.common.retry,
       this.common,
-      { deadlineMs },
+      signal ? { deadlineMs, signal } : { deadlineMs },
     );
   }
 }

@@ -138,6 +138,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   private closing = false;
   private closed = false;
   private loopRunning: Promise<void> | undefined;
+  /** Aborted by disconnect(): a JoinGroup or SyncGroup parked at the coordinator is pointless then. */
+  private readonly closeSignal = new AbortController();
 
   constructor(options: GroupConsumerOptions) {
     this.common = resolveCommon(options, "group-consumer");
@@ -313,6 +315,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   async disconnect(): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
+    this.closeSignal.abort();
     const waitLoop = this.loopRunning;
     if (waitLoop) {
       // Bounded: the handler of one record or batch; after maxPollIntervalMs we go on anyway.
@@ -457,9 +460,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
             clientId: this.common.clientId,
             reason: this.rejoinReason,
           },
-          { timeoutMs: this.rebalanceTimeoutMs + this.common.requestTimeoutMs + 5_000 },
+          { timeoutMs: this.rebalanceTimeoutMs + this.common.requestTimeoutMs + 5_000, signal: this.closeSignal.signal },
         ),
       deadlineMs,
+      this.closeSignal.signal,
     );
     const joinErr = errorFromFields(join.errorCode, join.errorMessage);
     if (joinErr) {
@@ -503,9 +507,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
             protocolName: join.protocolName,
             assignments,
           },
-          { timeoutMs: this.rebalanceTimeoutMs + this.common.requestTimeoutMs + 5_000 },
+          { timeoutMs: this.rebalanceTimeoutMs + this.common.requestTimeoutMs + 5_000, signal: this.closeSignal.signal },
         ),
       deadlineMs,
+      this.closeSignal.signal,
     );
     const syncErr = errorFromFields(sync.errorCode, sync.errorMessage);
     if (syncErr) {
