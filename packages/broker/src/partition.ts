@@ -28,6 +28,7 @@ import type { PartitionRegistration, TopicConfig } from "@flotilla/metadata";
 import { setLogAppendTime, validateBatches } from "@flotilla/protocol";
 import type { PartitionLog } from "@flotilla/storage";
 import type { AlterPartitionCall, AlterPartitionReply } from "./controller-channel.js";
+import { ProducerStateManager } from "./producer-state.js";
 
 export interface AppendResult {
   readonly baseOffset: number;
@@ -71,6 +72,8 @@ export class Partition {
   private hw: number;
   /** Incremented whenever the high watermark moves (fetches compare it to spot missed wakes). */
   hwVersion = 0;
+  /** Idempotent producers' sequences in this log (./producer-state.ts); loaded on first use. */
+  readonly producerState: ProducerStateManager;
   private currentRole: PartitionRole = "none";
   private readonly followers = new Map<number, FollowerState>();
   /** The log end offset when this broker became leader in the current epoch. */
@@ -94,6 +97,7 @@ export class Partition {
     /** The high watermark from this broker's checkpoint, if it has one for this partition. */
     checkpointedHighWatermark?: number,
   ) {
+    this.producerState = new ProducerStateManager(`${topic}-${partition}`);
     // A leader whose ISR is itself alone has every record it holds committed. Otherwise
     // start from the checkpoint (Kafka's replication-offset-checkpoint), else from the log
     // start, and let fetches move it.
@@ -267,6 +271,25 @@ export class Partition {
       logAppendTimeMs = options.nowMs;
       for (const b of batches) setLogAppendTime(records, b.pos, logAppendTimeMs);
     }
+    if (!batches.some((b) => b.header.producerId >= 0)) return this.appendToLog(records, logAppendTimeMs);
+    // Idempotent batches: check sequences, append and record them with no other request in
+    // between; a retry of a batch already in the log gets its original offsets back.
+    const state = this.producerState;
+    return state.runExclusive(async () => {
+      await state.ensureLoaded(this.log);
+      this.requireLeader();
+      const check = state.checkLeaderAppend(batches.map((b) => b.header));
+      if (check.kind === "duplicate") {
+        this.listener.logger.debug({ topic: this.topic, partition: this.partition, baseOffset: check.firstOffset }, "duplicate idempotent batch answered with its original offsets");
+        return { baseOffset: check.firstOffset, lastOffset: check.lastOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
+      }
+      const result = await this.appendToLog(records, logAppendTimeMs);
+      state.applyBatches(records); // the log rewrote each baseOffset in place
+      return result;
+    });
+  }
+
+  private async appendToLog(records: Buffer, logAppendTimeMs: number): Promise<AppendResult> {
     const leaderEpoch = this.registration.leaderEpoch;
     const info = await this.log.appendAsLeader(records, { leaderEpoch });
     this.listener.onLeaderAppend(this);
@@ -403,7 +426,15 @@ export class Partition {
   /** Appends batches fetched from the leader and moves the HW to min(leader's HW, own LEO). */
   async appendAsFollower(records: Buffer, leaderHighWatermark: number): Promise<void> {
     if (this.currentRole !== "follower") throw new FlotillaError("NOT_LEADER_OR_FOLLOWER", `broker ${this.nodeId} no longer follows ${this.key}`);
-    if (records.length > 0) await this.log.appendAsFollower(records);
+    if (records.length > 0) {
+      // Followers keep the producer state current, so that as leader they dedupe retries of
+      // batches the old leader appended.
+      const state = this.producerState;
+      await state.runExclusive(async () => {
+        await this.log.appendAsFollower(records);
+        if (state.isLoaded) state.applyBatches(records);
+      });
+    }
     this.updateFollowerHighWatermark(leaderHighWatermark);
   }
 
@@ -416,11 +447,13 @@ export class Partition {
   /** Drops the log from `offset` (a divergent suffix); the HW follows it down if it must. */
   async truncateTo(offset: number): Promise<void> {
     await this.log.truncateTo(offset);
+    this.producerState.invalidate();
     if (this.hw > this.log.logEndOffset) this.setHighWatermark(this.log.logEndOffset);
   }
 
   async truncateFullyAndStartAt(offset: number): Promise<void> {
     await this.log.truncateFullyAndStartAt(offset);
+    this.producerState.invalidate();
     this.setHighWatermark(offset);
   }
 
