@@ -347,6 +347,22 @@ describe("replication", () => {
     expect(partitionResult(await pending).error).toBe("NOT_LEADER_OR_FOLLOWER");
   });
 
+  it("a follower behind the leader's log start restarts its log there (OFFSET_OUT_OF_RANGE) and then follows", async () => {
+    cluster = await TestCluster.start([1, 2]);
+    await cluster.createTopic([1, 2]);
+    expect(partitionResult(await cluster.produce(1, -1, 0)).error).toBe("NONE");
+    cluster.isolated.add(2);
+    // What retention does to a leader whose follower was away: the records it lacks are gone.
+    await cluster.part(1).log.truncateFullyAndStartAt(50);
+    cluster.isolated.delete(2);
+    await eventually("the follower restarts at the leader's log start", () => cluster!.part(2).highWatermark === 50);
+    expect(cluster.part(2).log.logStartOffset).toBe(50);
+    expect(cluster.part(2).log.logEndOffset).toBe(50);
+    expect(partitionResult(await cluster.produce(1, -1, 1))).toEqual({ error: "NONE", baseOffset: 50 });
+    await eventually("the follower copies the new batch", () => cluster!.part(2).log.logEndOffset === 53);
+    expect(await cluster.logBytes(2, 53)).toEqual(await cluster.logBytes(1, 53));
+  });
+
   it("checkpoints the high watermark at close and starts a restarted follower from it", async () => {
     cluster = await TestCluster.start([1, 2]);
     await cluster.createTopic([1, 2]);
