@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Admin, type TopicDescription } from "../../packages/client/src/index.js";
 import { ControllerQuorumClient } from "../../packages/controller/src/index.js";
+import { runFlotilla } from "../helpers/cli.js";
 import { freePorts, killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
 
 const NODES = [1, 2, 3];
@@ -99,6 +100,11 @@ describe("a 3-node cluster of combined nodes", () => {
         return c.brokers.length === 3 && c.brokers.every((b) => !b.fenced) ? c : undefined;
       }, 20_000);
       expect(cluster.brokers.map((b) => b.brokerId)).toEqual([1, 2, 3]);
+      const described = await runFlotilla(["cluster", "describe", "--bootstrap-controller", controllerAddresses().join(",")]);
+      expect(described.code, described.stderr).toBe(0);
+      expect(described.stdout).toMatch(new RegExp(`^1 +PLAINTEXT://127.0.0.1:${clientPorts[0]} +alive`, "m"));
+      expect(described.stdout).toMatch(/^Quorum: leader [123], term \d+/m);
+      expect(described.stdout.match(/^\d+ +127\.0\.0\.1:\d+ +(leader|follower) /gm)).toHaveLength(3);
 
       // A topic with RF 3: every broker leads some of its partitions.
       const a1 = admin(1);
