@@ -271,6 +271,8 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       replicas.beginShutdown();
       await server.close(SHUTDOWN_GRACE_MS);
     });
+    // Runs before the server drains: parked JoinGroup/SyncGroup calls answer NOT_COORDINATOR at once.
+    cleanups.push(() => groups.close());
 
     const advertised = config.advertisedListeners.find((l) => l.name === listener.name) ?? listener;
     const endpoint = { name: listener.name, host: advertisedHost(advertised.host), port: advertised.port === 0 ? server.port : advertised.port };

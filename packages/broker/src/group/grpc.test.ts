@@ -185,4 +185,26 @@ describe("group coordinator over gRPC", () => {
     expect((await commit(again.b, b0.memberId, 2, 1, 8)).errorCode).toBe(0);
     expect((await fetchAll(again.a)).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([5, 8, -1]);
   });
+
+  it("a node that shuts down answers parked joins NOT_COORDINATOR at once instead of holding its shutdown", { timeout: 30_000 }, async () => {
+    const data = await makeDataDir();
+    dirs.push(data.remove);
+    const { node, a, b } = await start(data.dir);
+    expect((await a.call<FindCoordinatorResponse>("FindCoordinator", { key: "g", keyType: 0 })).errorCode).toBe(0);
+    const a0 = await whileLoading(() => a.call<JoinGroupResponse>("JoinGroup", joinRequest("", "a")));
+    const a1 = await a.call<JoinGroupResponse>("JoinGroup", joinRequest(a0.memberId, "a"));
+    expect(a1.errorCode).toBe(0);
+    await a.call<SyncGroupResponse>("SyncGroup", { groupId: "g", generationId: 1, memberId: a0.memberId, assignments: [] });
+    // B's join parks: A has not rejoined, and the rebalance timeout is 10 s.
+    const b0 = await b.call<JoinGroupResponse>("JoinGroup", joinRequest("", "b"));
+    const parked = b.call<JoinGroupResponse>("JoinGroup", joinRequest(b0.memberId, "b"));
+    await new Promise((r) => setTimeout(r, 200));
+    const startedMs = Date.now();
+    started.pop();
+    await node.close();
+    expect(Date.now() - startedMs).toBeLessThan(3000);
+    expect((await parked).errorCode).toBe(code("NOT_COORDINATOR"));
+    a.close();
+    b.close();
+  });
 });
