@@ -18,6 +18,8 @@ import {
   type DeleteTopicsResponse,
   type DescribeTopicsRequest,
   type DescribeTopicsResponse,
+  type InitProducerIdRequest,
+  type InitProducerIdResponse,
   type FetchRequest,
   type FetchResponse,
   type ListOffsetsRequest,
@@ -35,6 +37,7 @@ import { handleFetch, type FetchLimits } from "./fetch.js";
 import { handleListOffsets } from "./list-offsets.js";
 import { handleOffsetForLeaderEpoch } from "./offset-for-leader-epoch.js";
 import { handleProduce } from "./produce.js";
+import { ProducerIdManager } from "./producer-ids.js";
 import type { ReplicaManager } from "./replica-manager.js";
 import { brokerInfos, describeTopic, topicMetadata } from "./topic-metadata.js";
 import { requireItems, requireNames } from "./validation.js";
@@ -54,10 +57,36 @@ export interface BrokerOptions {
   readonly fetchLimits: FetchLimits;
   readonly nowMs: () => number;
   readonly logger: Logger;
+  /**
+   * Where InitProducerId gets producer ids. Default: blocks from `controller`
+   * (allocateProducerIds) with this broker's epoch as the controller's image has it.
+   */
+  readonly producerIds?: ProducerIdManager;
 }
 
 export class Broker implements BrokerApi, ReplicationApi {
-  constructor(private readonly options: BrokerOptions) {}
+  private readonly producerIds: ProducerIdManager;
+
+  constructor(private readonly options: BrokerOptions) {
+    const { controller, nodeId } = options;
+    this.producerIds =
+      options.producerIds ??
+      new ProducerIdManager(
+        () => controller.allocateProducerIds({ brokerId: nodeId, brokerEpoch: controller.image().brokers.get(nodeId)?.brokerEpoch ?? -1 }),
+        options.logger.child({ component: "producer-ids" }),
+      );
+  }
+
+  /** Kafka's InitProducerId for an idempotent producer: a fresh producer id, epoch 0. */
+  async initProducerId(request: InitProducerIdRequest): Promise<InitProducerIdResponse> {
+    try {
+      if (request.transactionalId) throw new FlotillaError("INVALID_REQUEST", `transactional id "${request.transactionalId}" given; transactions are not supported, only idempotence`);
+      const producerId = await this.producerIds.generateProducerId();
+      return { errorCode: 0, errorMessage: "", producerId, producerEpoch: 0 };
+    } catch (err) {
+      return { ...errorFields(err), producerId: -1, producerEpoch: -1 };
+    }
+  }
 
   produce(request: ProduceRequest): Promise<ProduceResponse> {
     return handleProduce(this.options.replicas, request, this.options.nowMs);

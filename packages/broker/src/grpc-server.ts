@@ -44,6 +44,7 @@ export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, 
     CreateTopics: h("CreateTopics", (req: Parameters<BrokerApi["createTopics"]>[0]) => api.createTopics(req)),
     DeleteTopics: h("DeleteTopics", (req: Parameters<BrokerApi["deleteTopics"]>[0]) => api.deleteTopics(req)),
     DescribeTopics: h("DescribeTopics", (req: Parameters<BrokerApi["describeTopics"]>[0]) => api.describeTopics(req)),
+    InitProducerId: h("InitProducerId", (req: Parameters<BrokerApi["initProducerId"]>[0]) => api.initProducerId(req)),
     OffsetForLeaderEpoch: h("OffsetForLeaderEpoch", (req: OffsetForLeaderEpochRequest) => {
       if (!api.offsetForLeaderEpoch) throw new FlotillaError("UNSUPPORTED_VERSION", "this broker does not serve OffsetForLeaderEpoch");
       return api.offsetForLeaderEpoch(req);

@@ -10,6 +10,8 @@ import {
   type CreateTopicsRequest,
   type CreateTopicsResponse,
   type DeleteTopicsRequest,
+  type InitProducerIdRequest,
+  type InitProducerIdResponse,
   type DeleteTopicsResponse,
   type DescribeTopicsRequest,
   type DescribeTopicsResponse,
@@ -52,6 +54,9 @@ export class BrokerConnection {
 
   produce(req: ProduceRequest, options: CallOptions): Promise<ProduceResponse> {
     return this.unary("Produce", req, options);
+  }
+  initProducerId(req: InitProducerIdRequest, options: CallOptions): Promise<InitProducerIdResponse> {
+    return this.unary("InitProducerId", req, options);
   }
   fetch(req: FetchRequest, options: CallOptions): Promise<FetchResponse> {
     return this.unary("Fetch", req, options);

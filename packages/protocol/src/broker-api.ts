@@ -169,6 +169,18 @@ export interface OffsetForLeaderEpochResponse {
   topics: { name: string; partitions: EpochEndOffset[] }[];
 }
 
+export interface InitProducerIdRequest {
+  /** Must be "" (no transactions). */
+  transactionalId: string;
+}
+export interface InitProducerIdResponse {
+  errorCode: number;
+  errorMessage: string;
+  /** -1 on error. */
+  producerId: number;
+  producerEpoch: number;
+}
+
 /** The server side of the Broker service: one async function per RPC. */
 export interface BrokerApi {
   produce(req: ProduceRequest): Promise<ProduceResponse>;
@@ -178,6 +190,7 @@ export interface BrokerApi {
   createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse>;
   deleteTopics(req: DeleteTopicsRequest): Promise<DeleteTopicsResponse>;
   describeTopics(req: DescribeTopicsRequest): Promise<DescribeTopicsResponse>;
+  initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse>;
 }
 
 /** The Broker service's replication calls (served by brokers, not by client-side test doubles). */

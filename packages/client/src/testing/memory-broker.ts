@@ -20,8 +20,12 @@ import {
  * A one-node broker held in memory, serving the real gRPC Broker service on 127.0.0.1, for
  * the client's own tests: it stores batches as sent (offsets assigned by rewriting
  * baseOffset, as the real broker does) and serves them back. Faults are injected per call
- * with `failNext`, to drive the client's retry and metadata paths. It is not the broker:
- * no disk, no replication, no config.
+ * with `failNext`, to drive the client's retry and metadata paths; `dropNextResponse` applies
+ * a call and then fails it as if the answer was lost. Idempotent batches are checked as the
+ * real leader does, in a reduced form: a retry of one of a producer's last 5 batches gets
+ * its original offsets, any other sequence but the next is OUT_OF_ORDER_SEQUENCE_NUMBER, an
+ * older epoch is INVALID_PRODUCER_EPOCH. It is not the broker: no disk, no replication, no
+ * config.
  */
 interface StoredBatch {
   baseOffset: number;
@@ -41,6 +45,21 @@ export class MemoryBroker {
   private server: grpc.Server | undefined;
   port = 0;
   private waiters: (() => void)[] = [];
+  /** Calls (by RPC name) to apply and then answer with a whole-call error, as if the response was lost. */
+  private readonly dropped = new Map<string, number>();
+  /** Idempotent producers per "topic/partition/producerId". */
+  private readonly producerStates = new Map<string, { epoch: number; batches: { baseSequence: number; lastSequence: number; baseOffset: number }[] }>();
+  private nextProducerId = 1000;
+
+  /** The next `times` calls of `rpc` are applied, then answered with NETWORK_EXCEPTION: a lost response. */
+  dropNextResponse(rpc: "produce", times = 1): void {
+    this.dropped.set(rpc, (this.dropped.get(rpc) ?? 0) + times);
+  }
+
+  /** Forgets every producer's sequences on a partition, as a leader that lost them would. */
+  forgetProducers(topic: string, partition: number): void {
+    for (const k of [...this.producerStates.keys()]) if (k.startsWith(`${topic}/${partition}/`)) this.producerStates.delete(k);
+  }
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
@@ -100,6 +119,7 @@ export class MemoryBroker {
       }),
       deleteTopics: async (req) => ({ results: req.names.map((name) => ({ name, errorCode: this.topics.delete(name) ? 0 : 3, errorMessage: "" })) }),
       describeTopics: async () => ({ topics: [] }),
+      initProducerId: async () => ({ errorCode: 0, errorMessage: "", producerId: this.nextProducerId++, producerEpoch: 0 }),
     };
     const impl: grpc.UntypedServiceImplementation = {};
     for (const [name, fn] of Object.entries(api) as [string, (req: unknown) => Promise<unknown>][]) {
@@ -111,8 +131,15 @@ export class MemoryBroker {
           cb(toServiceError(new FlotillaError(whole.error, "injected")) as grpc.ServiceError);
           return;
         }
+        const rpc = name.charAt(0).toLowerCase() + name.slice(1);
         fn(call.request).then(
-          (res) => cb(null, res),
+          (res) => {
+            const drops = this.dropped.get(rpc) ?? 0;
+            if (drops > 0) {
+              this.dropped.set(rpc, drops - 1);
+              cb(toServiceError(new FlotillaError("NETWORK_EXCEPTION", "injected: response lost")) as grpc.ServiceError);
+            } else cb(null, res);
+          },
           (err: unknown) => cb(toServiceError(err) as grpc.ServiceError),
         );
       };
@@ -175,6 +202,22 @@ export class MemoryBroker {
           const batches = validateBatches(p.records);
           log.push({ topic: t.name, partition: p.partition, batches: batches.length });
           const base = this.logEndOffset(t.name, p.partition);
+          const first = batches[0]?.header;
+          if (batches.length === 1 && first && first.producerId >= 0) {
+            const key = `${t.name}/${p.partition}/${first.producerId}`;
+            const st = this.producerStates.get(key);
+            const lastSequence = first.baseSequence + first.lastOffsetDelta;
+            if (st && first.producerEpoch < st.epoch) return fail(ErrorCodes.INVALID_PRODUCER_EPOCH.code, "old epoch");
+            if (st && first.producerEpoch === st.epoch) {
+              const dup = st.batches.find((b) => b.baseSequence === first.baseSequence && b.lastSequence === lastSequence);
+              if (dup) return { partition: p.partition, errorCode: 0, errorMessage: "", baseOffset: dup.baseOffset, logAppendTimeMs: -1, logStartOffset: 0 };
+              if (first.baseSequence !== (st.batches.at(-1) as { lastSequence: number }).lastSequence + 1) return fail(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER.code, "out of order");
+            } else if (first.baseSequence !== 0) {
+              return fail(ErrorCodes[st ? "OUT_OF_ORDER_SEQUENCE_NUMBER" : "UNKNOWN_PRODUCER_ID"].code, "a new producer or epoch starts at 0");
+            }
+            const kept = st && st.epoch === first.producerEpoch ? st.batches.slice(-4) : [];
+            this.producerStates.set(key, { epoch: first.producerEpoch, batches: [...kept, { baseSequence: first.baseSequence, lastSequence, baseOffset: base }] });
+          }
           let next = base;
           for (const b of batches) {
             const bytes = Buffer.from(p.records.subarray(b.pos, b.pos + b.size));
