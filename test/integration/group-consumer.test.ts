@@ -74,7 +74,11 @@ async function startHarness(): Promise<Harness> {
   const server = new grpc.Server();
   let port = 0;
   const forward = (name: string) => (call: UnaryCall, cb: UnaryCallback) => {
-    const method = (upstream as unknown as Record<string, (req: unknown, o: { timeoutMs: number }) => Promise<unknown>>)[name[0]!.toLowerCase() + name.slice(1)]!;
+    const method = (upstream as unknown as Record<string, ((req: unknown, o: { timeoutMs: number }) => Promise<unknown>) | undefined>)[name[0]!.toLowerCase() + name.slice(1)];
+    if (!method) {
+      cb(toServiceError(new FlotillaError("UNSUPPORTED_VERSION", `the test harness cannot forward ${name}`)));
+      return;
+    }
     method.call(upstream, call.request, { timeoutMs: 30_000 }).then(
       (res) => {
         // Clients must come back here (for FindCoordinator too), not to the MemoryBroker.
@@ -85,8 +89,9 @@ async function startHarness(): Promise<Harness> {
     );
   };
   const brokerImpl: Handlers = {};
-  for (const name of ["Produce", "Fetch", "ListOffsets", "Metadata", "CreateTopics", "DeleteTopics", "DescribeTopics"]) brokerImpl[name] = forward(name);
-  server.addService(serviceClientCtor(BROKER_PROTO, BROKER_SERVICE).service, brokerImpl);
+  const brokerService = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE).service;
+  for (const name of Object.keys(brokerService)) brokerImpl[name] = forward(name);
+  server.addService(brokerService, brokerImpl);
   const api: GroupCoordinatorApi = {
     findCoordinator: async () => ({ errorCode: 0, errorMessage: "", nodeId: 1, host: "127.0.0.1", port }),
     joinGroup: (req) => engine.joinGroup(req, { clientHost: "/127.0.0.1" }),
@@ -277,6 +282,30 @@ describe("GroupConsumer with the real coordinator engine", () => {
     await waitFor("a owns the 3 partitions", () => a.assignment().length === 3, 15_000);
     await a.disconnect();
     await runA;
+  });
+
+  it("static membership: a member that disconnects does not leave; restarted with its instance id it gets its partitions back", async () => {
+    h.memory.createTopic("t", 2);
+    const a = member("static", { groupInstanceId: "i-a", sessionTimeoutMs: 10_000 });
+    const b = member("static", { groupInstanceId: "i-b", sessionTimeoutMs: 10_000 });
+    for (const c of [a, b]) c.subscribe({ topics: ["t"] });
+    const runs = [a, b].map((c) => c.run({ eachMessage: () => undefined }));
+    await waitFor("a 1/1 split", () => a.assignment().length === 1 && b.assignment().length === 1);
+    // Static members sort by instance id: i-a gets partition 0 with range.
+    expect(names(a.assignment())).toEqual(["t-0"]);
+    const generation = b.currentGenerationId;
+    await a.disconnect();
+    await runs[0];
+    const a2 = member("static", { groupInstanceId: "i-a", sessionTimeoutMs: 10_000 });
+    a2.subscribe({ topics: ["t"] });
+    const run2 = a2.run({ eachMessage: () => undefined });
+    await waitFor("the restarted i-a owning t-0", () => a2.assignment().length === 1, 10_000);
+    expect(names(a2.assignment())).toEqual(["t-0"]);
+    // b was never moved: no rebalance took its partition away.
+    expect(names(b.assignment())).toEqual(["t-1"]);
+    expect(b.currentGenerationId).toBe(generation);
+    await Promise.all([a2.disconnect(), b.disconnect()]);
+    await Promise.all([run2, runs[1]]);
   });
 
   it("autoOffsetReset none: a partition without a committed offset fails with OFFSET_OUT_OF_RANGE", async () => {

@@ -123,6 +123,8 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   /** Eager protocol: the revocation before a join already happened. */
   private joinPrepared = false;
   private owned: TopicPartition[] = [];
+  /** tpKey of every owned partition, for the per-record check in markConsumed. */
+  private ownedKeys = new Set<string>();
   private readonly positions = new Map<string, { tp: TopicPartition; offset: number }>();
   private readonly committed = new Map<string, number>();
   /** Partition counts the current assignment was computed from (the leader's: every group topic). */
@@ -330,7 +332,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
       if (this.memberId !== "" && this.groupInstanceId === "") await this.leaveGroup("the consumer is closing");
     } finally {
       this.closed = true;
-      this.owned = [];
+      this.setOwned([]);
       await this.consumer.close();
       this.cluster.close();
       this.pool.closeAll();
@@ -354,9 +356,14 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     return records;
   }
 
+  private setOwned(tps: TopicPartition[]): void {
+    this.owned = tps;
+    this.ownedKeys = new Set(tps.map(tpKey));
+  }
+
   private markConsumed(tp: TopicPartition, offset: number): void {
     const key = tpKey(tp);
-    if (!this.owned.some((o) => tpKey(o) === key)) return; // revoked meanwhile
+    if (!this.ownedKeys.has(key)) return; // revoked meanwhile
     this.positions.set(key, { tp: { topic: tp.topic, partition: tp.partition }, offset });
   }
 
@@ -416,7 +423,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   private async losePartitions(): Promise<void> {
     const lost = this.owned;
     this.partitionsLost = false;
-    this.owned = [];
+    this.setOwned([]);
     this.positions.clear();
     this.committed.clear();
     await this.consumer.assign([]);
@@ -539,7 +546,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     if (this.state === "stable" && this.autoCommit) await this.commitBestEffort("before rejoining");
     if (this.protocol === "eager" && this.owned.length > 0) {
       const revoked = this.owned;
-      this.owned = [];
+      this.setOwned([]);
       await this.consumer.assign([]);
       for (const tp of revoked) this.positions.delete(tpKey(tp));
       await this.listener.onPartitionsRevoked?.([...revoked]);
@@ -561,12 +568,12 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
         this.positions.delete(tpKey(tp));
         this.committed.delete(tpKey(tp));
       }
-      this.owned = this.owned.filter((tp) => nextKeys.has(tpKey(tp)));
+      this.setOwned(this.owned.filter((tp) => nextKeys.has(tpKey(tp))));
       await this.consumer.assign(this.owned);
       await this.listener.onPartitionsRevoked?.([...revoked]);
       this.requestRejoin(`revoked ${revoked.length} partition(s) for the ${protocolName} follow-up rebalance`);
     }
-    this.owned = next;
+    this.setOwned(next);
     await this.consumer.assign(next);
     if (added.length > 0) {
       const committed = await this.fetchCommitted(added);
