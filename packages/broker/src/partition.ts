@@ -204,6 +204,8 @@ export class Partition {
     if (r.leader === this.nodeId) {
       this.currentRole = "leader";
       this.leaderEpochStartOffset = this.log.logEndOffset;
+      // Queued behind any append still running; a failure takes the log offline (the log logs it).
+      this.log.assignEpochStartOffset(r.leaderEpoch).catch((err: unknown) => this.listener.logger.warn({ err, topic: this.topic, partition: this.partition }, "recording the new leader epoch failed"));
       for (const id of r.replicas) if (id !== this.nodeId) this.followers.set(id, this.freshFollowerState(r.isr.includes(id)));
       this.listener.logger.info({ topic: this.topic, partition: this.partition, leaderEpoch: r.leaderEpoch, isr: r.isr, logEndOffset: this.log.logEndOffset, highWatermark: this.hw }, "became leader");
       this.maybeIncrementHighWatermark();

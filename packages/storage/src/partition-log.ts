@@ -382,6 +382,18 @@ export class PartitionLog {
   }
 
   /**
+   * A replica that became leader in `leaderEpoch` records that the epoch starts at the
+   * current log end offset (Kafka's maybeAssignEpochStartOffset at makeLeader), so that it
+   * answers OffsetForLeaderEpoch precisely before its first append. Ordered with appends.
+   */
+  async assignEpochStartOffset(leaderEpoch: number): Promise<void> {
+    await this.appendLock.run(async () => {
+      this.ensureUsable();
+      await this.leaderEpochCache.assign(leaderEpoch, this.logEndOffset);
+    });
+  }
+
+  /**
    * Follower and recovery path: appends batches with the offsets they carry, which must
    * continue the log exactly (the first at logEndOffset, each next one past the previous).
    * An empty buffer appends nothing.
