@@ -25,7 +25,7 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { loadServerConfig } from "../config.js";
 import { startNode, type NodeHandle } from "../node.js";
-import { makeDataDir } from "../test-client.js";
+import { RawBrokerClient, makeDataDir } from "../test-client.js";
 import { clientHostOf } from "./grpc.js";
 
 const code = (name: keyof typeof ErrorCodes) => ErrorCodes[name].code;
@@ -109,6 +109,17 @@ describe("group coordinator over gRPC", () => {
 
     const found = await a.call<FindCoordinatorResponse>("FindCoordinator", { key: "g", keyType: 0 });
     expect(found).toMatchObject({ errorCode: 0, nodeId: 1, host: "127.0.0.1", port: node.port });
+    // The first FindCoordinator created the internal topic: 3 partitions, RF capped to the 1 live broker, no retention.
+    const admin = new RawBrokerClient(node.address);
+    try {
+      const topic = (await admin.describeTopics({ names: ["__consumer_offsets"] })).topics[0];
+      expect(topic).toMatchObject({ errorCode: 0, replicationFactor: 1 });
+      expect(topic?.partitions).toHaveLength(3);
+      expect(topic?.configs["retention.ms"]).toBe("-1");
+      expect(topic?.configs["retention.bytes"]).toBe("-1");
+    } finally {
+      admin.close();
+    }
 
     // A joins alone: MEMBER_ID_REQUIRED, then generation 1 with A as leader.
     const a0 = await whileLoading(() => a.call<JoinGroupResponse>("JoinGroup", joinRequest("", "a")));
