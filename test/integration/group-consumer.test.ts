@@ -272,6 +272,38 @@ describe("GroupConsumer with the real coordinator engine", () => {
     await Promise.all([runA, runB]);
   });
 
+  it("waiting in JoinGroup for a slow member does not count against max.poll.interval.ms", async () => {
+    h.memory.createTopic("t", 3);
+    const a = member("patient", { maxPollIntervalMs: 1_200 });
+    const b = member("patient", { maxPollIntervalMs: 20_000 });
+    let aLost = 0;
+    a.subscribe({ topics: ["t"], onPartitionsLost: () => void aLost++ });
+    b.subscribe({ topics: ["t"] });
+    const runA = a.run({ eachMessage: () => undefined });
+    // b spends 2.5 s on its first record, so it rejoins the rebalance c starts late and a
+    // waits in JoinGroup for longer than its max.poll.interval.ms.
+    let slept = false;
+    const runB = b.run({
+      eachMessage: async () => {
+        if (slept) return;
+        slept = true;
+        await new Promise<void>((r) => setTimeout(r, 2_500));
+      },
+    });
+    await waitFor("a 2-member split", () => a.assignment().length + b.assignment().length === 3 && b.assignment().length > 0);
+    await produce("t", 30);
+    await waitFor("b in its slow handler", () => slept);
+    const c = member("patient");
+    c.subscribe({ topics: ["t"] });
+    const runC = c.run({ eachMessage: () => undefined });
+    await waitFor("three members with one partition each", () => [a, b, c].every((m) => m.assignment().length === 1), 20_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(aLost).toBe(0);
+    expect(a.assignment()).toHaveLength(1);
+    await Promise.all([a.disconnect(), b.disconnect(), c.disconnect()]);
+    await Promise.all([runA, runB, runC]);
+  }, 60_000);
+
   it("a subscribed topic that gains partitions triggers a rebalance (metadata.max.age.ms)", async () => {
     h.memory.createTopic("t", 1);
     const a = member("grow", { metadataMaxAgeMs: 300 });

@@ -759,6 +759,10 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.stopHeartbeat();
     const token = ++this.heartbeatToken;
     this.lastHeartbeatOkMs = this.common.clock.monotonicMs();
+    // As Kafka's heartbeat thread does when it is enabled after a join: time spent waiting
+    // for the other members in JoinGroup is not the application being stuck, so
+    // max.poll.interval.ms counts from here (rebalance callbacks do count, as in Kafka).
+    this.lastPollMs = this.lastHeartbeatOkMs;
     const tick = async (): Promise<void> => {
       if (token !== this.heartbeatToken || this.closed) return;
       await this.heartbeatOnce(token);
