@@ -409,6 +409,20 @@ describe("group coordinator: offsets", () => {
     expect(reloaded.engine.inspect("g")).toBeUndefined();
   });
 
+  it("offsets of deleted topics are removed from every group, and stay removed after a reload", async () => {
+    const h = new Harness();
+    await h.loadAll();
+    await h.commit("g1", -1, "", { "gone:0": 1, "kept:0": 2 });
+    await h.commit("g2", -1, "", { "gone:3": 4 });
+    expect(await h.engine.deleteOffsetsOfTopics(new Set(["gone"]))).toBe(2);
+    expect(await h.fetchOffset("g1", "gone", 0)).toBe(-1);
+    expect(await h.fetchOffset("g1", "kept", 0)).toBe(2);
+    const reloaded = new Harness(h.log);
+    await reloaded.loadAll();
+    expect(await reloaded.fetchOffset("g2", "gone", 3)).toBe(-1);
+    expect(await reloaded.fetchOffset("g1", "kept", 0)).toBe(2);
+  });
+
   it("DeleteGroups refuses groups with members and deletes empty ones with their offsets", async () => {
     const h = new Harness();
     await h.loadAll();

@@ -941,6 +941,31 @@ export class GroupCoordinatorEngine {
     return expired;
   }
 
+  /**
+   * Deletes the committed offsets of deleted topics from every group loaded here (Kafka's
+   * handleDeletedPartitions), tombstones first. A recreated topic of the same name starts
+   * without offsets. Returns how many offsets were removed.
+   */
+  async deleteOffsetsOfTopics(topics: ReadonlySet<string>): Promise<number> {
+    let removed = 0;
+    for (const group of [...this.groups.values()]) {
+      const status = this.partitions.get(this.partitionFor(group.groupId));
+      if (status?.kind !== "active") continue;
+      const gone = [...group.offsets.values()].filter((c) => topics.has(c.topic));
+      if (gone.length === 0) continue;
+      try {
+        await this.writeTombstones(group, gone, false);
+      } catch (err) {
+        this.options.logger.warn({ err, group: group.groupId }, "removing offsets of deleted topics failed");
+        continue;
+      }
+      if (this.partitions.get(this.partitionFor(group.groupId))?.loadId !== status.loadId) continue;
+      for (const c of gone) group.offsets.delete(offsetMapKey(c.topic, c.partition));
+      removed += gone.length;
+    }
+    return removed;
+  }
+
   private async writeTombstones(group: Group, offsets: readonly CommittedOffset[], groupToo: boolean): Promise<void> {
     const nowMs = this.now();
     const records: ProducerRecord[] = offsets.map((c) => ({ key: encodeOffsetKey(group.groupId, c.topic, c.partition), value: null, timestamp: nowMs }));

@@ -195,6 +195,22 @@ describe("group coordinator over gRPC", () => {
     expect(bAgain.assignment.toString()).toBe("t-1");
     expect((await commit(again.b, b0.memberId, 2, 1, 8)).errorCode).toBe(0);
     expect((await fetchAll(again.a)).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([5, 8, -1]);
+
+    // Deleting topic t deletes the group's offsets of it (the topic must exist to be deleted).
+    const topicsAdmin = new RawBrokerClient(again.node.address);
+    try {
+      await topicsAdmin.createTopics({ topics: [{ name: "t", numPartitions: 1, replicationFactor: 1, configs: {} }], timeoutMs: 5000, validateOnly: false });
+      expect((await commit(again.b, b0.memberId, 2, 1, 9)).errorCode).toBe(0);
+      expect((await topicsAdmin.deleteTopics({ names: ["t"], timeoutMs: 5000 })).results[0]?.errorCode).toBe(0);
+    } finally {
+      topicsAdmin.close();
+    }
+    const afterDelete = await whileLoading(async () => {
+      const r = await fetchAll(again.a);
+      // The image change reaches the coordinator asynchronously: ask until it did.
+      return r.topics[0]?.partitions.some((p) => p.committedOffset >= 0) ? { ...r, errorCode: code("COORDINATOR_LOAD_IN_PROGRESS") } : r;
+    });
+    expect(afterDelete.topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([-1, -1, -1]);
   });
 
   it("a node that shuts down answers parked joins NOT_COORDINATOR at once instead of holding its shutdown", { timeout: 30_000 }, async () => {

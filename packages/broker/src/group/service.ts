@@ -12,7 +12,8 @@
  * - Leadership follows the metadata image: `applyImage` (called for every image, in
  *   order) loads the partitions this broker now leads (or leads in a new leader epoch)
  *   and unloads those it no longer leads. Loading waits until the broker's replicas have
- *   applied the image, so the partition's log is open.
+ *   applied the image, so the partition's log is open. Offsets of deleted topics are
+ *   removed from the groups loaded here (tombstones first), as Kafka does.
  * - Appends use the broker's produce path with acks=all (handleProduce), so commits are
  *   answered when the high watermark passes them, as any acks=all produce.
  */
@@ -118,6 +119,8 @@ export class GroupCoordinatorService implements GroupCoordinatorApi {
   /** Leader epoch of each partition of __consumer_offsets this broker leads and has loaded (or is loading). */
   private readonly led = new Map<number, number>();
   private applyChain: Promise<void> = Promise.resolve();
+  /** The last image applied, to spot deleted topics. */
+  private lastImage: MetadataImage | undefined;
   private creating: Promise<void> | undefined;
   private cancelExpiry: (() => void) | undefined;
   private readonly closeHooks: (() => void)[] = [];
@@ -171,6 +174,14 @@ export class GroupCoordinatorService implements GroupCoordinatorApi {
         loads.push(this.engine.loadPartition(p));
       }
       await Promise.all(loads);
+      // Offsets of deleted topics go too (Kafka's handleDeletedPartitions).
+      const previous = this.lastImage;
+      this.lastImage = image;
+      if (previous) {
+        const deleted = new Set([...previous.topicsByName.values()].filter((t) => image.topicsByName.get(t.name)?.topicId !== t.topicId).map((t) => t.name));
+        deleted.delete(CONSUMER_OFFSETS_TOPIC);
+        if (deleted.size > 0) await this.engine.deleteOffsetsOfTopics(deleted);
+      }
     });
     this.applyChain = run.catch((err: unknown) => this.options.logger.error({ err }, "following __consumer_offsets leadership failed"));
     return this.applyChain;
