@@ -32,6 +32,14 @@ export class ProducerBatch<R = unknown> {
   retryAtMs = 0;
   /** The encoded batch, kept so that a retry resends the same bytes without re-compressing. */
   encoded: Buffer | undefined;
+  /**
+   * Idempotence: the producer id, epoch and sequence of the first record, stamped when the
+   * batch is first drained (-1 until then, and for a producer that is not idempotent). A
+   * retry keeps them; only an epoch bump clears them (`clearSequence`) for re-sequencing.
+   */
+  producerId = -1;
+  producerEpoch = -1;
+  baseSequence = -1;
 
   constructor(
     readonly tp: TopicPartition,
@@ -42,7 +50,22 @@ export class ProducerBatch<R = unknown> {
   get recordCount(): number {
     return this.records.length;
   }
+
+  get hasSequence(): boolean {
+    return this.baseSequence >= 0;
+  }
+
+  /** Forgets the idempotence stamp (and the bytes carrying it): the next drain stamps it anew. */
+  clearSequence(): void {
+    this.producerId = -1;
+    this.producerEpoch = -1;
+    this.baseSequence = -1;
+    this.encoded = undefined;
+  }
 }
+
+/** Whether a partition may not send now: a set of muted partition keys, or a test on its first queued batch. */
+export type MutedPartitions<R> = ReadonlySet<string> | ((key: string, first: ProducerBatch<R>) => boolean);
 
 export interface AccumulatorOptions {
   /** Kafka's batch.size: a batch is sent once it holds this many bytes (estimated, uncompressed). */
@@ -123,12 +146,12 @@ export class RecordAccumulator<R = unknown> {
   }
 
   /** Which partitions have a batch to send now, and when the next one will by lingering. */
-  ready(nowMs: number, flushing: boolean, muted: ReadonlySet<string>): ReadyResult {
+  ready(nowMs: number, flushing: boolean, muted: MutedPartitions<R>): ReadyResult {
     const ready: TopicPartition[] = [];
     let next: number | undefined;
     for (const [key, q] of this.queues) {
       const first = q[0];
-      if (!first || muted.has(key)) continue;
+      if (!first || (typeof muted === "function" ? muted(key, first) : muted.has(key))) continue;
       let waitMs: number;
       if (first.attempts > 0) {
         waitMs = first.retryAtMs - nowMs;
@@ -164,7 +187,11 @@ export class RecordAccumulator<R = unknown> {
     return out;
   }
 
-  /** Puts a batch that failed with a retriable error back at the front of its partition's queue. */
+  /**
+   * Puts a batch that failed with a retriable error back at the front of its partition's
+   * queue; a batch with a sequence goes among the other retries in sequence order (they may
+   * fail in any order when several were in flight), so they go out again in that order.
+   */
   reenqueue(batch: ProducerBatch<R>, retryAtMs: number): void {
     assert(batch.closed, "only a drained (closed) batch can be re-enqueued");
     batch.retryAtMs = retryAtMs;
@@ -174,7 +201,21 @@ export class RecordAccumulator<R = unknown> {
       q = [];
       this.queues.set(key, q);
     }
-    q.unshift(batch);
+    let at = 0;
+    if (batch.hasSequence) {
+      // Sequences of one producer epoch grow with drain order, so the plain comparison holds
+      // except across the int32 wrap, where the lower numbers were drained later.
+      const before = (a: ProducerBatch<R>, b: ProducerBatch<R>) => (Math.abs(a.baseSequence - b.baseSequence) > 2 ** 30 ? a.baseSequence > b.baseSequence : a.baseSequence < b.baseSequence);
+      while (at < q.length && q[at]!.hasSequence && q[at]!.producerEpoch === batch.producerEpoch && before(q[at]!, batch)) at++;
+    }
+    q.splice(at, 0, batch);
+  }
+
+  /** Every queued batch (not in flight), partition by partition in queue order. */
+  queued(): ProducerBatch<R>[] {
+    const out: ProducerBatch<R>[] = [];
+    for (const q of this.queues.values()) out.push(...q);
+    return out;
   }
 
   /** Removes and returns queued batches older than `deliveryTimeoutMs` (Kafka's delivery.timeout.ms). */

@@ -1,4 +1,4 @@
-import { FlotillaError, assert } from "@flotilla/common";
+import { FlotillaError, assert, type ErrorName } from "@flotilla/common";
 import { BATCH_HEADER_BYTES, encodeBatch, errorFromFields, type Compression, type ProduceResponse } from "@flotilla/protocol";
 import { RecordAccumulator, tpKey, type PendingRecord, type ProducerBatch, type TopicPartition } from "./accumulator.js";
 import type { Cluster } from "./cluster.js";
@@ -31,11 +31,20 @@ export interface ProducerOptions extends CommonClientOptions {
   /** Kafka's buffer.memory: bytes of records held before send() waits. Default 33554432. */
   bufferMemoryBytes?: number;
   /**
-   * Kafka's max.in.flight.requests.per.connection: Produce requests in flight per broker.
-   * Default 1. A partition never has more than one batch in flight whatever this is, so
-   * records of a partition stay in send order across retries.
+   * Kafka's max.in.flight.requests.per.connection: Produce requests in flight per broker
+   * (1..5). Default 5 with idempotence, else 1. Without idempotence a partition never has
+   * more than one batch in flight, so records of a partition stay in send order across
+   * retries; with it, up to 5 batches per partition are in flight and their sequence
+   * numbers keep them in order.
    */
   maxInFlightRequests?: number;
+  /**
+   * Kafka's enable.idempotence. Default true when acks is "all" (as in Kafka 3+), false when
+   * acks is set to 0 or 1. The producer gets a producer id (InitProducerId) and stamps each
+   * batch with it, its epoch and a per-partition sequence, so that a retry never writes a
+   * batch twice and batches of a partition never reorder. Needs acks "all" and retries > 0.
+   */
+  idempotent?: boolean;
   /** How records without a key are spread. Default "sticky" (Kafka's built-in partitioner). */
   unkeyedPartitioning?: UnkeyedPartitioning;
   /** Replaces the default partitioner for records without an explicit partition. */
@@ -73,6 +82,31 @@ interface Delivery {
 
 type Batch = ProducerBatch<Delivery>;
 
+/**
+ * Batches in flight per partition with idempotence: the leader remembers a producer's last 5
+ * batches (Kafka's NUM_BATCHES_TO_RETAIN), so a retry of any of them is recognised.
+ */
+export const IDEMPOTENT_IN_FLIGHT_PER_PARTITION_MAX = 5;
+const INT32_MAX = 2 ** 31 - 1;
+/** Kafka's producer epochs are int16: past this the producer takes a new producer id. */
+const PRODUCER_EPOCH_MAX = 32_767;
+
+/** `seq + delta` in int32 sequence space, wrapping to 0 after 2^31-1 (as the broker counts). */
+export function incrementSequence(seq: number, delta: number): number {
+  return seq > INT32_MAX - delta ? delta - (INT32_MAX - seq) - 1 : seq + delta;
+}
+
+interface PartitionSequences {
+  /** Sequence the next new batch gets. */
+  nextSequence: number;
+  /** Last sequence the leader acknowledged in this epoch, -1 before the first. */
+  lastAckedSequence: number;
+  inflight: Set<Batch>;
+}
+
+/** Leader answers about sequences that, with idempotence, say an earlier batch is missing. */
+const SEQUENCE_ERRORS: ReadonlySet<ErrorName> = new Set<ErrorName>(["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID"]);
+
 /** Errors after which the client's idea of leaders or partitions is suspect. */
 const METADATA_ERRORS = new Set([
   "NOT_LEADER_OR_FOLLOWER",
@@ -96,8 +130,28 @@ const METADATA_ERRORS = new Set([
  * RecordBatch v2. Retriable failures put the batch back at the front of its queue after a
  * backoff and refresh the metadata; the batch fails once retries or delivery.timeout.ms run out.
  *
- * Not yet idempotent: a retry after a lost response can write a batch twice (the broker API
- * has no producer ids yet).
+ * Idempotence (KIP-98, on by default). The producer asks any broker for a producer id
+ * (InitProducerId) before its first batch. Each batch gets, when first drained, the producer
+ * id, epoch and the partition's next sequence number; the bytes are encoded once and a
+ * retry resends them unchanged, so the leader recognises a retry of a batch it already has
+ * (answered with the original offsets) and refuses gaps. Up to 5 batches per partition are
+ * in flight (the leader remembers a producer's last 5). When one fails with a retriable
+ * error, the batches behind it come back OUT_OF_ORDER_SEQUENCE_NUMBER, which is retriable
+ * for a batch that is not the next one the leader expects; retries are put back in
+ * sequence order and sent one at a time after the partition's in-flight batches settled,
+ * ORIGINAL sequences kept, so a retry after a lost response or a leader change neither
+ * duplicates nor reorders.
+ *
+ * When the leader lost batches it had (OUT_OF_ORDER_SEQUENCE_NUMBER for the very next
+ * sequence, or UNKNOWN_PRODUCER_ID), or a batch with a sequence failed for good (which
+ * leaves a gap), the producer bumps its epoch locally, as Kafka 2.5+ (KIP-360) does for an
+ * idempotent producer without transactions: it stops sending, waits for every in-flight
+ * batch to settle, increments the epoch (a new producer id from InitProducerId once the
+ * epoch would pass 32767), restarts every partition at sequence 0 and re-stamps the
+ * queued batches in their order. Leaders accept a new epoch at sequence 0 and fence the old
+ * one. Like Kafka's, this path can duplicate a batch the old leader wrote whose answer was
+ * lost before the bump; it is reached only after data loss on the broker side (unclean
+ * election, retention of a producer's last batch) or a failed batch.
  */
 export class Producer {
   private readonly common: ResolvedCommon;
@@ -112,6 +166,16 @@ export class Producer {
   private readonly maxRequestSizeBytes: number;
   private readonly bufferMemoryBytes: number;
   private readonly maxInFlightRequests: number;
+  private readonly idempotent: boolean;
+  /** Idempotence: the current producer id and epoch; undefined until InitProducerId answered. */
+  private producerIdAndEpoch: { producerId: number; producerEpoch: number } | undefined;
+  private initProducerIdCall: Promise<void> | undefined;
+  private initProducerIdRetryAtMs = 0;
+  private initProducerIdAttempts = 0;
+  /** Idempotence: per partition, the next sequence, the last acknowledged one and the batches in flight. */
+  private readonly sequences = new Map<string, PartitionSequences>();
+  /** Idempotence: stop sending and bump the epoch once nothing is in flight (see the class comment). */
+  private epochBumpPending = false;
 
   /** Partitions with a batch in flight (muted in the accumulator). */
   private readonly inflightPartitions = new Set<string>();
@@ -148,7 +212,17 @@ export class Producer {
     this.maxBlockMs = checkInt("maxBlockMs", options.maxBlockMs ?? 60_000, 0);
     this.maxRequestSizeBytes = checkInt("maxRequestSizeBytes", options.maxRequestSizeBytes ?? 1_048_576, 1);
     this.bufferMemoryBytes = checkInt("bufferMemoryBytes", options.bufferMemoryBytes ?? 33_554_432, 1);
-    this.maxInFlightRequests = checkInt("maxInFlightRequests", options.maxInFlightRequests ?? 1, 1, 5);
+    // Kafka's rules: idempotence is the default only where it fits (acks=all, retries > 0);
+    // asked for explicitly where it cannot work, it is a configuration error.
+    if (options.idempotent === true && this.acks !== -1) {
+      throw new FlotillaError("INVALID_CONFIG", `idempotent: true needs acks "all" (-1), got acks ${String(acks)}; set idempotent: false to use acks ${String(acks)}`);
+    }
+    if (options.idempotent === true && this.common.retry.retries === 0) {
+      throw new FlotillaError("INVALID_CONFIG", "idempotent: true needs retries > 0; set idempotent: false to use retries 0");
+    }
+    if (options.idempotent !== undefined && typeof options.idempotent !== "boolean") throw new FlotillaError("INVALID_CONFIG", `idempotent must be true or false, got ${String(options.idempotent)}`);
+    this.idempotent = options.idempotent ?? (this.acks === -1 && this.common.retry.retries > 0);
+    this.maxInFlightRequests = checkInt("maxInFlightRequests", options.maxInFlightRequests ?? (this.idempotent ? 5 : 1), 1, IDEMPOTENT_IN_FLIGHT_PER_PARTITION_MAX);
     // Kafka's rule: a batch must be able to linger and then make one full request attempt.
     if (this.deliveryTimeoutMs < this.lingerMs + this.common.requestTimeoutMs) {
       throw new FlotillaError(
@@ -347,7 +421,8 @@ export class Producer {
     for (const b of this.acc.expire(nowMs, this.deliveryTimeoutMs)) {
       this.fail(b, new FlotillaError("REQUEST_TIMED_OUT", `${b.recordCount} record(s) for ${b.tp.topic}-${b.tp.partition} expired after ${nowMs - b.createdMs} ms (deliveryTimeoutMs ${this.deliveryTimeoutMs})`));
     }
-    const { ready, nextCheckDelayMs } = this.acc.ready(nowMs, this.flushes > 0 || this.closing, this.inflightPartitions);
+    if (this.idempotent && this.idempotenceBlocksSending(nowMs)) return;
+    const { ready, nextCheckDelayMs } = this.acc.ready(nowMs, this.flushes > 0 || this.closing, this.idempotent ? this.idempotentMuted : this.inflightPartitions);
     const byLeader = new Map<number, TopicPartition[]>();
     let leaderMissing = false;
     for (const tp of ready) {
@@ -370,6 +445,114 @@ export class Producer {
     if (leaderMissing) this.refreshMetadata();
     if (nextCheckDelayMs !== undefined) this.scheduleAt(nextCheckDelayMs);
     else if (leaderMissing) this.scheduleAt(this.common.retry.retryBackoffMs);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Idempotence (see the class comment).
+
+  /**
+   * A partition with idempotence sends a new batch while fewer than 5 are in flight, and a
+   * retry (a batch that already has its sequence) only once nothing of it is in flight, so
+   * that retries reach the leader in sequence order.
+   */
+  private readonly idempotentMuted = (key: string, first: Batch): boolean => {
+    const inflight = this.sequences.get(key)?.inflight.size ?? 0;
+    return first.hasSequence ? inflight > 0 : inflight >= IDEMPOTENT_IN_FLIGHT_PER_PARTITION_MAX;
+  };
+
+  private sequenceState(tp: TopicPartition): PartitionSequences {
+    const key = tpKey(tp);
+    let st = this.sequences.get(key);
+    if (!st) {
+      st = { nextSequence: 0, lastAckedSequence: -1, inflight: new Set() };
+      this.sequences.set(key, st);
+    }
+    return st;
+  }
+
+  /** Whether the sender must wait: for a producer id, or for in-flight batches before an epoch bump. */
+  private idempotenceBlocksSending(nowMs: number): boolean {
+    if (this.epochBumpPending) {
+      // Completions wake the sender up, so this is re-checked once the last batch settles.
+      for (const st of this.sequences.values()) if (st.inflight.size > 0) return true;
+      this.bumpEpoch();
+    }
+    if (this.producerIdAndEpoch) return false;
+    if (this.acc.queuedBatches > 0) this.initProducerId(nowMs);
+    return true;
+  }
+
+  /** Kafka 2.5+'s local epoch bump for an idempotent producer; called with nothing in flight. */
+  private bumpEpoch(): void {
+    const current = this.producerIdAndEpoch;
+    this.epochBumpPending = false;
+    this.producerIdAndEpoch = current && current.producerEpoch < PRODUCER_EPOCH_MAX ? { producerId: current.producerId, producerEpoch: current.producerEpoch + 1 } : undefined;
+    this.sequences.clear();
+    let restamped = 0;
+    for (const b of this.acc.queued()) {
+      if (!b.hasSequence) continue;
+      b.clearSequence();
+      restamped++;
+    }
+    this.common.logger.warn({ from: current, to: this.producerIdAndEpoch ?? "a new producer id", restampedBatches: restamped }, "bumping the producer epoch: the leader lost sequences or a batch failed; unacknowledged batches get new sequences");
+  }
+
+  /** One InitProducerId at a time, to any broker, with backoff between failed attempts. */
+  private initProducerId(nowMs: number): void {
+    if (this.initProducerIdCall) return;
+    if (nowMs < this.initProducerIdRetryAtMs) {
+      this.scheduleAt(this.initProducerIdRetryAtMs - nowMs);
+      return;
+    }
+    this.initProducerIdCall = (async () => {
+      try {
+        const response = await this.cluster.anyConnection().initProducerId({ transactionalId: "" }, { timeoutMs: this.common.requestTimeoutMs });
+        const err = errorFromFields(response.errorCode, response.errorMessage);
+        if (err) throw err;
+        this.producerIdAndEpoch = { producerId: response.producerId, producerEpoch: response.producerEpoch };
+        this.initProducerIdAttempts = 0;
+        this.common.logger.debug(this.producerIdAndEpoch, "got a producer id");
+      } catch (err) {
+        this.cluster.rotate();
+        this.initProducerIdAttempts++;
+        const fe = err instanceof FlotillaError ? err : new FlotillaError("NETWORK_EXCEPTION", String(err), { cause: err });
+        if (!fe.retriable) {
+          // Kafka treats a failed InitProducerId as fatal for what waits: fail it, not hang.
+          for (const b of this.acc.abortAll()) this.fail(b, new FlotillaError(fe.errorName, `no producer id for the idempotent producer: ${fe.message}`, { cause: fe }));
+          return;
+        }
+        const waitMs = backoffMs(this.initProducerIdAttempts, this.common.retry, this.common.random.next());
+        this.initProducerIdRetryAtMs = this.common.clock.monotonicMs() + waitMs;
+        this.common.logger.warn({ err: fe.message, waitMs }, "InitProducerId failed; will retry");
+      }
+    })().finally(() => {
+      this.initProducerIdCall = undefined;
+      this.wakeup();
+    });
+  }
+
+  /** Stamps a batch that is drained for the first time with the producer id, epoch and the partition's next sequence. */
+  private stampSequence(batch: Batch): void {
+    const pe = this.producerIdAndEpoch;
+    assert(pe !== undefined, "an idempotent batch is drained only once the producer has an id");
+    const st = this.sequenceState(batch.tp);
+    batch.producerId = pe.producerId;
+    batch.producerEpoch = pe.producerEpoch;
+    batch.baseSequence = st.nextSequence;
+    st.nextSequence = incrementSequence(st.nextSequence, batch.recordCount);
+  }
+
+  /** Whether `batch` is the next one the leader expects: an error for it is about it, not about an earlier batch. */
+  private isNextSequence(batch: Batch): boolean {
+    const last = this.sequenceState(batch.tp).lastAckedSequence;
+    return last < 0 ? batch.baseSequence === 0 : incrementSequence(last, 1) === batch.baseSequence;
+  }
+
+  private onIdempotentAck(batch: Batch): void {
+    const st = this.sequenceState(batch.tp);
+    // A retry of a batch the leader had (answered with its original offsets) may come after
+    // later batches were acknowledged: only a batch that follows moves the acknowledged mark.
+    if (st.lastAckedSequence < 0 || this.isNextSequence(batch)) st.lastAckedSequence = incrementSequence(batch.baseSequence, batch.recordCount - 1);
   }
 
   /** One background metadata refresh at a time; the sender runs again when it ends. */
@@ -397,13 +580,17 @@ export class Producer {
   private async sendRequest(nodeId: number, batches: Batch[]): Promise<void> {
     this.inflightPerBroker.set(nodeId, (this.inflightPerBroker.get(nodeId) ?? 0) + 1);
     for (const b of batches) {
-      this.inflightPartitions.add(tpKey(b.tp));
+      if (this.idempotent) {
+        if (!b.hasSequence) this.stampSequence(b);
+        this.sequenceState(b.tp).inflight.add(b);
+      } else this.inflightPartitions.add(tpKey(b.tp));
       b.attempts++;
     }
     try {
       const topics = new Map<string, { partition: number; records: Buffer }[]>();
       for (const b of batches) {
-        const encoded = b.encoded ?? encodeBatch(b.records.map((r) => r.record), { compression: this.compression });
+        const encoded =
+          b.encoded ?? encodeBatch(b.records.map((r) => r.record), { compression: this.compression, producerId: b.producerId, producerEpoch: b.producerEpoch, baseSequence: b.baseSequence });
         b.encoded = encoded;
         const list = topics.get(b.tp.topic) ?? [];
         list.push({ partition: b.tp.partition, records: encoded });
@@ -440,10 +627,16 @@ export class Producer {
         }
         const err = errorFromFields(pr.errorCode, pr.errorMessage);
         if (err) this.handleError(b, new FlotillaError(err.errorName, `${b.tp.topic}-${b.tp.partition} on broker ${nodeId}: ${pr.errorMessage || err.message}`));
-        else this.succeed(b, { offset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs }, true);
+        else {
+          if (this.idempotent) this.onIdempotentAck(b);
+          this.succeed(b, { offset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs }, true);
+        }
       }
     } finally {
-      for (const b of batches) this.inflightPartitions.delete(tpKey(b.tp));
+      for (const b of batches) {
+        if (this.idempotent) this.sequences.get(tpKey(b.tp))?.inflight.delete(b);
+        else this.inflightPartitions.delete(tpKey(b.tp));
+      }
       this.inflightPerBroker.set(nodeId, (this.inflightPerBroker.get(nodeId) ?? 1) - 1);
       this.wakeup();
     }
@@ -466,6 +659,8 @@ export class Producer {
   }
 
   private fail(batch: Batch, error: Error): void {
+    // A sequence that never reaches the leader leaves a gap every later batch would trip on.
+    if (this.idempotent && batch.hasSequence) this.epochBumpPending = true;
     for (const r of batch.records) r.done({ ok: false, error });
     this.complete(batch);
   }
@@ -477,10 +672,25 @@ export class Producer {
       this.complete(batch);
       return;
     }
+    let sequenceRetry = false;
+    if (this.idempotent && batch.hasSequence && SEQUENCE_ERRORS.has(err.errorName)) {
+      // For a batch behind one that failed, the leader's complaint is about that earlier
+      // batch: retry once it went through (Kafka's TransactionManager.canRetry). For the very
+      // batch the leader should take next, the leader lost sequences: bump the epoch.
+      if (this.isNextSequence(batch)) {
+        this.epochBumpPending = true;
+        this.common.logger.warn({ topic: batch.tp.topic, partition: batch.tp.partition, baseSequence: batch.baseSequence, err: err.message }, "the leader lost this producer's sequences; the epoch will be bumped");
+      }
+      sequenceRetry = true;
+    }
     const nowMs = this.common.clock.monotonicMs();
     const waitMs = backoffMs(batch.attempts, this.common.retry, this.common.random.next());
     if (METADATA_ERRORS.has(err.errorName)) this.refreshMetadata();
-    if (!this.closed && shouldRetry(err, batch.attempts, this.common.retry.retries, nowMs, batch.createdMs + this.deliveryTimeoutMs, waitMs)) {
+    const deadlineMs = batch.createdMs + this.deliveryTimeoutMs;
+    const retry = sequenceRetry
+      ? batch.attempts <= this.common.retry.retries && nowMs + waitMs < deadlineMs
+      : shouldRetry(err, batch.attempts, this.common.retry.retries, nowMs, deadlineMs, waitMs);
+    if (!this.closed && retry) {
       this.common.logger.debug({ topic: batch.tp.topic, partition: batch.tp.partition, attempt: batch.attempts, waitMs, err: err.message }, "retrying batch");
       this.acc.reenqueue(batch, nowMs + waitMs);
       return;
