@@ -72,6 +72,22 @@ describe("LeaderEpochCache", () => {
     ]);
   });
 
+  it("truncateFromStart (retention) keeps the epoch in force at the new log start, starting there", async () => {
+    const cache = await LeaderEpochCache.load(dir.path, silentLogger());
+    await cache.assign(1, 0);
+    await cache.assign(2, 10);
+    await cache.assign(4, 20);
+    await cache.truncateFromStart(15);
+    expect(cache.all()).toEqual([
+      { epoch: 2, startOffset: 15 },
+      { epoch: 4, startOffset: 20 },
+    ]);
+    await cache.truncateFromStart(20);
+    expect(cache.all()).toEqual([{ epoch: 4, startOffset: 20 }]);
+    await cache.truncateFromStart(5); // before every entry: nothing to do
+    expect((await LeaderEpochCache.load(dir.path, silentLogger())).all()).toEqual([{ epoch: 4, startOffset: 20 }]);
+  });
+
   it("rejects a malformed checkpoint with STORAGE_CORRUPT naming the file", async () => {
     await writeFile(join(dir.path, LEADER_EPOCH_CHECKPOINT_FILE), "0\n2\n1 5\n");
     const err = await LeaderEpochCache.load(dir.path, silentLogger()).catch((e: unknown) => e);
