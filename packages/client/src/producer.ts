@@ -425,6 +425,7 @@ export class Producer {
     const { ready, nextCheckDelayMs } = this.acc.ready(nowMs, this.flushes > 0 || this.closing, this.idempotent ? this.idempotentMuted : this.inflightPartitions);
     const byLeader = new Map<number, TopicPartition[]>();
     let leaderMissing = false;
+    let sentAny = false;
     for (const tp of ready) {
       let nodeId: number;
       try {
@@ -440,8 +441,14 @@ export class Producer {
     for (const [nodeId, tps] of byLeader) {
       if ((this.inflightPerBroker.get(nodeId) ?? 0) >= this.maxInFlightRequests) continue;
       const batches = this.acc.drain(tps, this.maxRequestSizeBytes);
-      if (batches.length > 0) void this.sendRequest(nodeId, batches);
+      if (batches.length > 0) {
+        void this.sendRequest(nodeId, batches);
+        // With idempotence a partition may have more batches in flight: another pass
+        // drains its next one, up to the per-broker and per-partition limits.
+        if (this.idempotent) sentAny = true;
+      }
     }
+    if (sentAny) this.wakeup();
     if (leaderMissing) this.refreshMetadata();
     if (nextCheckDelayMs !== undefined) this.scheduleAt(nextCheckDelayMs);
     else if (leaderMissing) this.scheduleAt(this.common.retry.retryBackoffMs);

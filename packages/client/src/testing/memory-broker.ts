@@ -52,7 +52,7 @@ export class MemoryBroker {
   private nextProducerId = 1000;
 
   /** The next `times` calls of `rpc` are applied, then answered with NETWORK_EXCEPTION: a lost response. */
-  dropNextResponse(rpc: "produce", times = 1): void {
+  dropNextResponse(rpc: "produce" | "initProducerId", times = 1): void {
     this.dropped.set(rpc, (this.dropped.get(rpc) ?? 0) + times);
   }
 
@@ -131,12 +131,11 @@ export class MemoryBroker {
           cb(toServiceError(new FlotillaError(whole.error, "injected")) as grpc.ServiceError);
           return;
         }
-        const rpc = name.charAt(0).toLowerCase() + name.slice(1);
         fn(call.request).then(
           (res) => {
-            const drops = this.dropped.get(rpc) ?? 0;
+            const drops = this.dropped.get(name) ?? 0;
             if (drops > 0) {
-              this.dropped.set(rpc, drops - 1);
+              this.dropped.set(name, drops - 1);
               cb(toServiceError(new FlotillaError("NETWORK_EXCEPTION", "injected: response lost")) as grpc.ServiceError);
             } else cb(null, res);
           },
