@@ -3,8 +3,7 @@
  * ../config.ts). Differences from Kafka:
  * - group.max.size defaults to 1000 (Kafka: Integer.MAX_VALUE): every member holds a
  *   parked JoinGroup and SyncGroup call and a session timer, so the bound is a resource
- *   limit. A join past it answers INVALID_REQUEST naming the limit (Kafka's
- *   GROUP_MAX_SIZE_REACHED, 81, is not in our error table; like it, it is not retriable).
+ *   limit. A join past it answers GROUP_MAX_SIZE_REACHED naming the limit.
  */
 export interface GroupCoordinatorConfig {
   /** offsets.topic.num.partitions: partitions of __consumer_offsets (fixed once created). */

@@ -281,7 +281,7 @@ describe("group coordinator: join, sync, heartbeat", () => {
     await h.join("g", "");
     await h.join("g", "");
     const third = await h.join("g", "");
-    expect(third.errorCode).toBe(code("INVALID_REQUEST"));
+    expect(third.errorCode).toBe(code("GROUP_MAX_SIZE_REACHED"));
     expect(third.errorMessage).toContain("group.max.size");
   });
 });

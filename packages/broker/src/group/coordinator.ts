@@ -217,7 +217,7 @@ export class GroupCoordinatorEngine {
       return;
     }
     if (group.members.size + group.pendingMembers.size >= this.config.groupMaxSize) {
-      throw fail("INVALID_REQUEST", `group "${group.groupId}" has reached group.max.size ${this.config.groupMaxSize} (GROUP_MAX_SIZE_REACHED)`);
+      throw fail("GROUP_MAX_SIZE_REACHED", `group "${group.groupId}" has reached group.max.size ${this.config.groupMaxSize}`);
     }
     if (instanceId !== null) {
       // A static member gets its id at once (KIP-345): its instance id already names it.
@@ -756,7 +756,7 @@ export class GroupCoordinatorEngine {
           continue;
         }
         if (Buffer.byteLength(p.committedMetadata, "utf8") > this.config.offsetMetadataMaxBytes) {
-          problems.set(key, fail("INVALID_REQUEST", `metadata of ${t.name}-${p.partition} is longer than offset.metadata.max.bytes ${this.config.offsetMetadataMaxBytes}`));
+          problems.set(key, fail("OFFSET_METADATA_TOO_LARGE", `metadata of ${t.name}-${p.partition} is longer than offset.metadata.max.bytes ${this.config.offsetMetadataMaxBytes}`));
           continue;
         }
         const value: OffsetValue = { offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.committedMetadata, commitTimestampMs: nowMs };
