@@ -223,7 +223,8 @@ describe("replication", () => {
   });
 
   it("a follower that stops fetching holds the HW until it leaves the ISR, then rejoins once caught up", async () => {
-    cluster = await TestCluster.start([1, 2, 3], { replicaLagTimeMaxMs: 400 });
+    // The lag time leaves room for a loaded machine between cutting broker 3 off and the HW check.
+    cluster = await TestCluster.start([1, 2, 3], { replicaLagTimeMaxMs: 1000 });
     await cluster.createTopic([1, 2, 3]);
     expect(partitionResult(await cluster.produce(1, -1, 0))).toEqual({ error: "NONE", baseOffset: 0 });
     cluster.isolated.add(3);
@@ -258,12 +259,12 @@ describe("replication", () => {
   });
 
   it("acks=all: REQUEST_TIMED_OUT when the ISR does not catch up in timeout_ms, NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrinks below min.insync.replicas", async () => {
-    cluster = await TestCluster.start([1, 2], { replicaLagTimeMaxMs: 600 });
+    cluster = await TestCluster.start([1, 2], { replicaLagTimeMaxMs: 1500 });
     await cluster.createTopic([1, 2], { "min.insync.replicas": "2" });
     cluster.isolated.add(2);
     const started = Date.now();
     expect(partitionResult(await cluster.produce(1, -1, 0, 150)).error).toBe("REQUEST_TIMED_OUT");
-    expect(Date.now() - started).toBeLessThan(600);
+    expect(Date.now() - started).toBeLessThan(1500);
     // Waits past the lag time: the ISR loses broker 2, the HW jumps, but with too few replicas.
     expect(partitionResult(await cluster.produce(1, -1, 1, 5000)).error).toBe("NOT_ENOUGH_REPLICAS_AFTER_APPEND");
     expect(cluster.controller.partition().isr).toEqual([1]);
