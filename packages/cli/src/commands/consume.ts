@@ -157,6 +157,8 @@ async function consumeAsGroupMember(
   let stopped = false;
   const unregister = io.onShutdownSignal(() => {
     stopped = true;
+    // Also ends a poll that waits for a rebalance; the finally below waits for the same close.
+    void consumer.disconnect();
   });
   let count = 0;
   try {

@@ -142,6 +142,7 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   private loopRunning: Promise<void> | undefined;
   /** Aborted by disconnect(): a JoinGroup or SyncGroup parked at the coordinator is pointless then. */
   private readonly closeSignal = new AbortController();
+  private disconnecting: Promise<void> | undefined;
 
   constructor(options: GroupConsumerOptions) {
     this.common = resolveCommon(options, "group-consumer");
@@ -314,8 +315,13 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
    * does not: it keeps its place for a restart within the session timeout, KIP-345), and
    * closes the connections.
    */
-  async disconnect(): Promise<void> {
-    if (this.closed || this.closing) return;
+  disconnect(): Promise<void> {
+    // Idempotent: a second call (e.g. a signal handler and a finally block) waits for the first.
+    this.disconnecting ??= this.leaveAndClose();
+    return this.disconnecting;
+  }
+
+  private async leaveAndClose(): Promise<void> {
     this.closing = true;
     this.closeSignal.abort();
     const waitLoop = this.loopRunning;
@@ -341,19 +347,26 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
 
   // --- poll loop ---------------------------------------------------------------------------
 
+  /** Returns [] once disconnect() began (also when it begins during this call: a signal handler may call it). */
   private async pollInternal(timeoutMs: number, maxRecords: number): Promise<ConsumerRecord[]> {
-    this.checkOpen();
+    if (this.closing || this.closed) return [];
     if (this.topics.length === 0) throw new FlotillaError("INVALID_REQUEST", "subscribe() before polling");
     this.lastPollMs = this.common.clock.monotonicMs();
     if (this.fatal) throw this.fatal;
-    await this.ensureActive();
-    if (this.closing) return [];
-    await this.maybeAutoCommit();
-    await this.maybeCheckMetadata();
-    // Short fetch waits, so that a rebalance the heartbeat learns of is acted on soon.
-    const records = await this.consumer.poll({ timeoutMs: Math.min(timeoutMs, this.heartbeatIntervalMs), maxRecords });
-    this.lastPollMs = this.common.clock.monotonicMs();
-    return records;
+    try {
+      await this.ensureActive();
+      if (this.closing) return [];
+      await this.maybeAutoCommit();
+      await this.maybeCheckMetadata();
+      // Short fetch waits, so that a rebalance the heartbeat learns of is acted on soon.
+      const records = await this.consumer.poll({ timeoutMs: Math.min(timeoutMs, this.heartbeatIntervalMs), maxRecords });
+      this.lastPollMs = this.common.clock.monotonicMs();
+      return this.closing ? [] : records;
+    } catch (err) {
+      // disconnect() aborted a join or closed the consumer under us: not an error of the poll.
+      if (this.closing) return [];
+      throw err;
+    }
   }
 
   private setOwned(tps: TopicPartition[]): void {
