@@ -19,11 +19,12 @@
  *    CMD and HEALTHCHECK are what compose and Kubernetes assume.
  * 2. Runtime: every compose service, and every pod of the 3-replica StatefulSet, runs as a
  *    local process with the image's command and the rendered environment (./render.ts maps
- *    DNS names to loopback addresses); they must become ready (/readyz), pass their own
+ *    DNS names to loopback addresses, 127.X.Y.11.. for compose and .21.. for the pods); they must become ready (/readyz), pass their own
  *    healthcheck command, and form a working cluster: a topic with replication factor 3,
  *    records produced with acks=all and consumed back through the CLI.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { PassThrough } from "node:stream";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -35,7 +36,7 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SERVER_CONFIG_DEFS, loadServerConfig, parseListener, propertyNameOfEnv, type ServerConfig } from "../../packages/broker/src/index.js";
-import { runFlotilla } from "../helpers/cli.js";
+import { runCli, type CliIo } from "../../packages/cli/src/index.js";
 import { REPO_ROOT, tailFile } from "../helpers/processes.js";
 import { DEPLOY, IMAGE_WORKDIR, localPath, localizeEnv, readCompose, readDockerfile, readK8s, renderPodEnv, type ComposeService, type K8sObject, type PodSpecLike } from "./render.js";
 
@@ -275,6 +276,23 @@ interface Container {
 }
 
 const READY_TIMEOUT_MS = 60_000;
+/**
+ * A random 127.X.Y.0/24 per run: the files fix the ports, so two test runs on one machine
+ * (engineers share it) must not pick the same addresses. Containers get .11.. and .21..
+ */
+const LOOPBACK_NET = `127.${64 + Math.floor(Math.random() * 190)}.${Math.floor(Math.random() * 250)}`;
+
+/** Every child started here; SIGKILLed by pid if this worker exits without the afterAll hooks. */
+const started = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of started) {
+    try {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+});
 
 /** Starts one container's command with exactly its environment (plus PATH and HOME). */
 function startContainer(name: string, address: string, argv: string[], env: Record<string, string>, logDir: string): Container {
@@ -288,6 +306,8 @@ function startContainer(name: string, address: string, argv: string[], env: Reco
   });
   fs.closeSync(fd);
   if (child.pid === undefined) throw new Error(`${name}: could not start ${argv.join(" ")}`);
+  started.add(child);
+  child.once("exit", () => started.delete(child));
   return { name, address, env, child, stderrPath };
 }
 
@@ -346,6 +366,22 @@ function runHealthcheck(c: Container, argv: string[]): Promise<number | null> {
   });
 }
 
+/**
+ * Runs a `flotilla` CLI command in this process (the commands the README gives, without
+ * paying a tsx start-up per command on a busy machine).
+ */
+async function runFlotilla(args: string[], options: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const out = new PassThrough().setEncoding("utf8").on("data", (s: string) => (stdout += s));
+  const err = new PassThrough().setEncoding("utf8").on("data", (s: string) => (stderr += s));
+  const stdin = new PassThrough();
+  stdin.end(options.stdin ?? "");
+  const io: CliIo = { stdin, stdout: out, stderr: err, env: {}, cwd: REPO_ROOT, onShutdownSignal: () => () => undefined };
+  const code = await runCli(args, io);
+  return { code, stdout, stderr };
+}
+
 /** Topic with RF 3 over the cluster, records with acks=all in, the same records out, through the CLI. */
 async function checkWorkingCluster(bootstrap: string[], topic: string): Promise<void> {
   const created = await runFlotilla(["topics", "create", "--topic", topic, "--partitions", "3", "--replication-factor", "3", "--bootstrap-server", bootstrap[0]!]);
@@ -372,7 +408,7 @@ describe("the compose services as local processes", () => {
   const containers: Container[] = [];
   let workDir: string;
   const names = Object.keys(compose.services);
-  const addressOf = new Map(names.map((name, i) => [name, `127.0.0.${11 + i}`]));
+  const addressOf = new Map(names.map((name, i) => [name, `${LOOPBACK_NET}.${11 + i}`]));
 
   beforeAll(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-compose-"));
@@ -401,7 +437,7 @@ describe("the compose services as local processes", () => {
       const client = config.advertisedListeners.find((l) => l.name === "PLAINTEXT")!;
       return `${client.host}:${client.port}`;
     });
-    expect(bootstrap).toEqual(["127.0.0.11:19092", "127.0.0.12:29092", "127.0.0.13:39092"]);
+    expect(bootstrap).toEqual([`${LOOPBACK_NET}.11:19092`, `${LOOPBACK_NET}.12:29092`, `${LOOPBACK_NET}.13:39092`]);
     await checkWorkingCluster(bootstrap, "compose-check");
   }, 90_000);
 });
@@ -418,12 +454,12 @@ describe("the StatefulSet's pods as local processes", () => {
     // Pod DNS names through the headless Service, short and fully qualified.
     const hosts = new Map<string, string>();
     pods.forEach((pod, i) => {
-      const address = `127.0.0.${21 + i}`;
+      const address = `${LOOPBACK_NET}.${21 + i}`;
       for (const suffix of ["", ".default.svc", ".default.svc.cluster.local"]) hosts.set(`${pod}.${ss.spec.serviceName}${suffix}`, address);
     });
     const mount = container.volumeMounts!.find((m) => m.name === ss.spec.volumeClaimTemplates[0]!.metadata.name)!.mountPath;
     pods.forEach((pod, ordinal) => {
-      const address = `127.0.0.${21 + ordinal}`;
+      const address = `${LOOPBACK_NET}.${21 + ordinal}`;
       const env = localizeEnv(podEnv(ordinal), { hosts, self: address, volumes: new Map([[mount, path.join(workDir, pod)]]) });
       containers.push(startContainer(pod, address, [...container.command!, ...container.args!], env, workDir));
     });
@@ -444,7 +480,7 @@ describe("the StatefulSet's pods as local processes", () => {
   });
 
   it("forms a working cluster: a topic with replication factor 3, records produced with acks=all and consumed back", async () => {
-    expect(containers.map((c) => c.address)).toEqual(["127.0.0.21", "127.0.0.22", "127.0.0.23"]);
+    expect(containers.map((c) => c.address)).toEqual([21, 22, 23].map((n) => `${LOOPBACK_NET}.${n}`));
     await checkWorkingCluster(containers.map((c) => `${c.address}:9092`), "k8s-check");
   }, 90_000);
 });

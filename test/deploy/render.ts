@@ -3,7 +3,7 @@
  * or StatefulSet pod into what a container would run: argv, working directory and
  * environment. Then maps that container onto this machine (there is no Docker engine or
  * Kubernetes here, see deploy.test.ts):
- *   - each service's or pod's DNS name -> its own loopback address (127.0.0.11, ...), in
+ *   - each service's or pod's DNS name -> its own loopback address (127.X.Y.11, ...), in
  *     every environment value (tests must not edit /etc/hosts);
  *   - a wildcard bind (0.0.0.0) -> that address, since in a container 0.0.0.0 means "the
  *     container's own interfaces";
