@@ -10,6 +10,13 @@ describe("topic configuration", () => {
     ["min.insync.replicas", "2"],
     ["message.timestamp.type", "LogAppendTime"],
     ["cleanup.policy", "delete"],
+    ["cleanup.policy", "compact"],
+    ["cleanup.policy", "compact,delete"],
+    ["cleanup.policy", "delete,compact"],
+    ["min.cleanable.dirty.ratio", "0.5"],
+    ["min.cleanable.dirty.ratio", "1"],
+    ["delete.retention.ms", "0"],
+    ["min.compaction.lag.ms", "60000"],
     ["flush.messages", "9223372036854775807"],
   ])("accepts %s=%s", (name, value) => {
     expect(topicConfigProblem(name, value)).toBeUndefined();
@@ -23,7 +30,13 @@ describe("topic configuration", () => {
     ["segment.bytes", "4294967296", /above the maximum 2147483647/],
     ["min.insync.replicas", "0", /below the minimum 1/],
     ["message.timestamp.type", "create", /not one of CreateTime, LogAppendTime/],
-    ["cleanup.policy", "compact", /compaction is not supported/],
+    ["cleanup.policy", "compacted", /"compacted" is not one of delete, compact, compact,delete/],
+    ["cleanup.policy", "compact,compact", /is not one of/],
+    ["cleanup.policy", "", /is not one of/],
+    ["min.cleanable.dirty.ratio", "1.5", /outside \[0, 1\]/],
+    ["min.cleanable.dirty.ratio", "half", /"half" is not a number/],
+    ["delete.retention.ms", "-1", /below the minimum 0/],
+    ["min.compaction.lag.ms", "-5", /below the minimum 0/],
     ["retention.bytes", "99999999999999999999", /outside the range of a 64-bit integer/],
   ])("rejects %s=%s naming the key", (name, value, pattern) => {
     expect(topicConfigProblem(name, value)).toMatch(pattern);
@@ -38,6 +51,15 @@ describe("topic configuration", () => {
     expect(cfg.retentionBytes).toBe(77);
     expect(cfg.messageTimestampType).toBe("LogAppendTime");
     expect(cfg.segmentBytes).toBe(DEFAULT_TOPIC_CONFIG.segmentBytes);
+  });
+
+  it("cleanup.policy in either order resolves to one policy; compaction keys have Kafka's defaults", () => {
+    expect(resolveTopicConfig(new Map([["cleanup.policy", "delete, compact"]])).cleanupPolicy).toBe("compact,delete");
+    expect(resolveTopicConfig(new Map([["cleanup.policy", "compact"]])).cleanupPolicy).toBe("compact");
+    const strings = topicConfigStrings(resolveTopicConfig(new Map([["min.cleanable.dirty.ratio", "0.25"]])));
+    expect(strings["min.cleanable.dirty.ratio"]).toBe("0.25");
+    expect(strings["delete.retention.ms"]).toBe("86400000");
+    expect(strings["min.compaction.lag.ms"]).toBe("0");
   });
 
   it("formats the effective config with Kafka's names, Long.MAX_VALUE for never", () => {

@@ -10,6 +10,7 @@
 import { Limits } from "@flotilla/common";
 
 export type TimestampType = "CreateTime" | "LogAppendTime";
+export type CleanupPolicy = "delete" | "compact" | "compact,delete";
 
 export interface TopicConfig {
   /** retention.ms: -1 = keep forever. */
@@ -23,8 +24,19 @@ export interface TopicConfig {
   /** max.message.bytes: largest record batch accepted. */
   readonly maxMessageBytes: number;
   readonly messageTimestampType: TimestampType;
-  /** Only "delete" (compaction is not built). */
-  readonly cleanupPolicy: "delete";
+  /**
+   * cleanup.policy: "delete" removes old segments by retention.ms/retention.bytes; "compact"
+   * keeps the latest record per key (the log cleaner) and ignores time/size retention;
+   * "compact,delete" does both. Kafka's list order does not matter, so "delete,compact"
+   * parses to "compact,delete".
+   */
+  readonly cleanupPolicy: CleanupPolicy;
+  /** min.cleanable.dirty.ratio: the cleaner takes a log once dirty bytes / all closed bytes reach this. */
+  readonly minCleanableDirtyRatio: number;
+  /** delete.retention.ms: how long a tombstone (null value) outlives the cleaning that could drop it. */
+  readonly deleteRetentionMs: number;
+  /** min.compaction.lag.ms: records younger than this are never compacted away. */
+  readonly minCompactionLagMs: number;
   readonly indexIntervalBytes: number;
   readonly segmentIndexBytes: number;
   /** flush.messages: fsync after this many messages; MAX_SAFE_INTEGER = leave it to the OS. */
@@ -43,6 +55,9 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = Object.freeze({
   maxMessageBytes: Limits.messageMaxBytesDefault,
   messageTimestampType: "CreateTime",
   cleanupPolicy: "delete",
+  minCleanableDirtyRatio: 0.5,
+  deleteRetentionMs: 86_400_000,
+  minCompactionLagMs: 0,
   indexIntervalBytes: 4096,
   segmentIndexBytes: 10 * 1024 * 1024,
   flushMessages: Number.MAX_SAFE_INTEGER,
@@ -86,6 +101,37 @@ function oneOf(field: keyof TopicConfig, allowed: readonly string[], note = ""):
   };
 }
 
+/** A comma list of "delete" and "compact" (each at most once, any order, not empty). */
+function cleanupPolicy(field: keyof TopicConfig): TopicConfigDef {
+  return {
+    field,
+    parse: (v) => {
+      const parts = v.split(",").map((p) => p.trim().toLowerCase());
+      const known = new Set(parts);
+      if (parts.length === 0 || known.size !== parts.length || [...known].some((p) => p !== "delete" && p !== "compact")) {
+        return { problem: `"${v}" is not one of delete, compact, compact,delete` };
+      }
+      return known.has("compact") ? (known.has("delete") ? "compact,delete" : "compact") : "delete";
+    },
+    format: (v) => String(v),
+  };
+}
+
+/** A Java double in [min, max]. */
+function ratio(field: keyof TopicConfig, min: number, max: number): TopicConfigDef {
+  return {
+    field,
+    parse: (v) => {
+      const s = v.trim();
+      const n = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s) ? Number(s) : NaN;
+      if (!Number.isFinite(n)) return { problem: `"${v}" is not a number` };
+      if (n < min || n > max) return { problem: `${v} is outside [${min}, ${max}]` };
+      return n;
+    },
+    format: (v) => String(v),
+  };
+}
+
 /**
  * The topic keys Flotilla knows, with Kafka's names and bounds. segment.bytes may go
  * down to 1 KiB (Kafka 4 asks for 1 MiB) so that tests can roll segments cheaply;
@@ -99,7 +145,10 @@ export const TOPIC_CONFIG_DEFS = {
   "min.insync.replicas": long("minInsyncReplicas", 1, INT32_MAX),
   "max.message.bytes": long("maxMessageBytes", 0, INT32_MAX),
   "message.timestamp.type": oneOf("messageTimestampType", ["CreateTime", "LogAppendTime"]),
-  "cleanup.policy": oneOf("cleanupPolicy", ["delete"], " (compaction is not supported)"),
+  "cleanup.policy": cleanupPolicy("cleanupPolicy"),
+  "min.cleanable.dirty.ratio": ratio("minCleanableDirtyRatio", 0, 1),
+  "delete.retention.ms": long("deleteRetentionMs", 0),
+  "min.compaction.lag.ms": long("minCompactionLagMs", 0),
   "index.interval.bytes": long("indexIntervalBytes", 0, INT32_MAX),
   "segment.index.bytes": long("segmentIndexBytes", 24, INT32_MAX),
   "flush.messages": long("flushMessages", 1),
