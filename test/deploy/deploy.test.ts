@@ -23,7 +23,7 @@
  *    healthcheck command, and form a working cluster: a topic with replication factor 3,
  *    records produced with acks=all and consumed back through the CLI.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { PassThrough } from "node:stream";
 import fs from "node:fs";
 import os from "node:os";
@@ -235,6 +235,17 @@ describe("deploy/k8s", () => {
     const script = fs.readFileSync(path.join(DEPLOY, "k8s-entrypoint.sh"), "utf8");
     const exec = script.split("\n").find((l) => l.startsWith("exec "));
     expect(exec).toBe(`exec ${dockerfile.entrypoint.join(" ")} "$@"`);
+  });
+
+  it("the entrypoint refuses to start without a StatefulSet pod name (no node.id guessed)", () => {
+    const script = path.join(DEPLOY, "k8s-entrypoint.sh");
+    const run = (env: Record<string, string>) => spawnSync("/bin/sh", [script, "server"], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8", timeout: 10_000 });
+    const noOrdinal = run({ POD_NAME: "flotilla" });
+    expect(noOrdinal.status).toBe(2);
+    expect(noOrdinal.stderr).toContain("does not end in -<ordinal>");
+    const unset = run({});
+    expect(unset.status).not.toBe(0);
+    expect(unset.stderr).toContain("POD_NAME must be set");
   });
 });
 
