@@ -415,6 +415,43 @@ async function checkWorkingCluster(bootstrap: string[], topic: string): Promise<
   expect([...got].sort()).toEqual([...lines].sort());
 }
 
+describe("one compose service alone (no quorum)", () => {
+  const containers: Container[] = [];
+  let workDir: string;
+
+  afterAll(async () => {
+    await stopAll(containers);
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it("is live but not ready, and its healthcheck fails: why no voter may wait for another's health", async () => {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-alone-"));
+    const names = Object.keys(compose.services);
+    const addressOf = new Map(names.map((name, i) => [name, `${LOOPBACK_NET}.${31 + i}`]));
+    const name = names[0]!;
+    const env = localizeEnv(serviceEnv(compose.services[name]!), { hosts: addressOf, self: addressOf.get(name)!, volumes: new Map([[VOLUME_ROOT, path.join(workDir, name)]]) });
+    const c = startContainer(name, addressOf.get(name)!, [...dockerfile.entrypoint, ...dockerfile.cmd], env, workDir);
+    containers.push(c);
+    const base = `http://${c.address}:${httpPortOf(env)}`;
+    // Live as soon as the HTTP listener is up (bounded wait).
+    let health = 0;
+    for (let attempt = 0; attempt < 200 && health !== 200; attempt++) {
+      health = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0);
+      if (health !== 200) await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(health, tailFile(c.stderrPath)).toBe(200);
+    // Give it a few election timeouts: still no leader, still not ready.
+    await new Promise((r) => setTimeout(r, 3000));
+    const res = await fetch(`${base}/readyz`);
+    const body = (await res.json()) as { ready: boolean; checks: { name: string; ok: boolean }[] };
+    expect(res.status).toBe(503);
+    expect(body.ready).toBe(false);
+    expect(body.checks.find((x) => x.name === "quorum-leader")?.ok).toBe(false);
+    expect(body.checks.find((x) => x.name === "serving")?.ok).toBe(false);
+    expect(await runHealthcheck(c, compose.services[name]!.healthcheck!.test!.slice(1) as string[])).toBe(1);
+  }, 60_000);
+});
+
 describe("the compose services as local processes", () => {
   const containers: Container[] = [];
   let workDir: string;
