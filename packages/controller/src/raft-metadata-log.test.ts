@@ -103,6 +103,12 @@ describe("RaftMetadataLog on a 3-voter quorum", () => {
         errorName: "NOT_CONTROLLER",
         leaderHint: voters.get(active.id),
       });
+      // A client that starts at a follower follows its NOT_CONTROLLER hint to the active controller.
+      const viaFollower = new ControllerQuorumClient({ addresses: [voters.get(follower.id)!, ...[...voters.values()].filter((a) => a !== voters.get(follower.id))] });
+      expect(viaFollower.leaderAddress).toBe(voters.get(follower.id));
+      await viaFollower.registerBroker({ brokerId: 9, incarnationId: "z", endpoints });
+      expect(viaFollower.leaderAddress).toBe(voters.get(active.id));
+      viaFollower.close();
       for (const id of [1, 2, 3]) {
         const { brokerEpoch } = await client.registerBroker({ brokerId: id, incarnationId: `i${id}`, endpoints });
         const hb = await client.brokerHeartbeat({ brokerId: id, brokerEpoch, currentMetadataOffset: brokerEpoch, wantFence: false, wantShutDown: false });
