@@ -56,6 +56,8 @@ interface Harness {
   address: string;
   memory: MemoryBroker;
   engine: GroupCoordinatorEngine;
+  /** The next this-many OffsetFetch calls answer UNKNOWN_SERVER_ERROR. */
+  offsetFetchFaults: number;
   stop(): Promise<void>;
 }
 
@@ -99,7 +101,13 @@ async function startHarness(): Promise<Harness> {
     heartbeat: (req) => engine.heartbeat(req),
     leaveGroup: (req) => engine.leaveGroup(req),
     offsetCommit: (req) => engine.offsetCommit(req),
-    offsetFetch: (req) => engine.offsetFetch(req),
+    offsetFetch: async (req) => {
+      if (harness.offsetFetchFaults > 0) {
+        harness.offsetFetchFaults--;
+        return { errorCode: -1, errorMessage: "injected OffsetFetch failure", topics: [] };
+      }
+      return engine.offsetFetch(req);
+    },
     listGroups: (req) => engine.listGroups(req),
     describeGroups: (req) => engine.describeGroups(req),
     deleteGroups: (req) => engine.deleteGroups(req),
@@ -114,11 +122,11 @@ async function startHarness(): Promise<Harness> {
     };
   }
   server.addService(serviceClientCtor(GROUP_PROTO, GROUP_SERVICE).service, groupImpl);
-  port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))));
-  return {
-    address: `127.0.0.1:${port}`,
+  const harness: Harness = {
+    address: "",
     memory,
     engine,
+    offsetFetchFaults: 0,
     async stop() {
       engine.close();
       upstream.close();
@@ -126,6 +134,9 @@ async function startHarness(): Promise<Harness> {
       await memory.stop();
     },
   };
+  port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))));
+  harness.address = `127.0.0.1:${port}`;
+  return harness;
 }
 
 let h: Harness;
@@ -371,6 +382,21 @@ describe("GroupConsumer with the real coordinator engine", () => {
     expect(b.currentGenerationId).toBe(generation);
     await Promise.all([a2.disconnect(), b.disconnect()]);
     await Promise.all([run2, runs[1]]);
+  });
+
+  it("a failed OffsetFetch after a join fails the poll, and the next poll rejoins and starts at the committed offset, not at auto.offset.reset", async () => {
+    h.memory.createTopic("t", 1);
+    await produce("t", 10);
+    const admin = new GroupAdmin({ bootstrapServers: h.address, logger });
+    await admin.commitOffsets("fetch-fails", [{ topic: "t", partition: 0, offset: 6 }]);
+    await admin.close();
+    const a = member("fetch-fails");
+    a.subscribe({ topics: ["t"] });
+    h.offsetFetchFaults = 1;
+    await expect(a.poll({ timeoutMs: 3_000 })).rejects.toThrow(/injected OffsetFetch failure/);
+    const got: ConsumerRecord[] = [];
+    for (let i = 0; i < 50 && got.length < 4; i++) got.push(...(await a.poll({ timeoutMs: 200 })));
+    expect(got.map((r) => r.offset)).toEqual([6, 7, 8, 9]);
   });
 
   it("autoOffsetReset none: a partition without a committed offset fails with OFFSET_OUT_OF_RANGE", async () => {

@@ -589,7 +589,18 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     this.setOwned(next);
     await this.consumer.assign(next);
     if (added.length > 0) {
-      const committed = await this.fetchCommitted(added);
+      let committed: Map<string, number>;
+      try {
+        committed = await this.fetchCommitted(added);
+      } catch (err) {
+        // Without their committed offsets the new partitions must not be read (the fetcher
+        // would start them at auto.offset.reset): drop them and join again.
+        const addedKeys = new Set(added.map(tpKey));
+        this.setOwned(next.filter((tp) => !addedKeys.has(tpKey(tp))));
+        await this.consumer.assign(this.owned);
+        this.requestRejoin(`fetching committed offsets failed: ${(err as Error).message}`);
+        throw err;
+      }
       for (const tp of added) {
         const offset = committed.get(tpKey(tp)) ?? -1;
         if (offset >= 0) {
