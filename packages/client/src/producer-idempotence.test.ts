@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
 import { silentLogger } from "@flotilla/common/logger";
 import { decodeBatches, readBatchHeader } from "@flotilla/protocol";
+import { RecordAccumulator, type ProducerBatch } from "./accumulator.js";
 import { Producer, incrementSequence, type ProducerOptions } from "./producer.js";
 import { MemoryBroker } from "./testing/memory-broker.js";
 
@@ -133,5 +134,42 @@ describe("idempotent producer: sequences and retries", () => {
     await p.send({ topic: "t", messages: [{ value: "a", partition: 0 }] });
     expect(broker.calls.get("initProducerId")).toBe(2);
     expect(values("t", 0)).toEqual(["a"]);
+  });
+});
+
+describe("accumulator with sequenced batches", () => {
+  const tp = { topic: "t", partition: 0 };
+  const record = { key: null, value: Buffer.from("x"), headers: [], timestamp: 0 };
+
+  function drainedBatches(acc: RecordAccumulator, n: number): ProducerBatch[] {
+    const out: ProducerBatch[] = [];
+    for (let i = 0; i < n; i++) {
+      acc.append(tp, { record, sizeBytes: 100, done: () => {} }, 0);
+      const [b] = acc.drain([tp], 1 << 20);
+      b!.producerId = 1;
+      b!.producerEpoch = 0;
+      b!.baseSequence = i * 10;
+      out.push(b!);
+    }
+    return out;
+  }
+
+  it("puts retries back in sequence order, ahead of new batches, whatever order they failed in", () => {
+    const acc = new RecordAccumulator({ batchSizeBytes: 150, lingerMs: 0 });
+    const [b0, b1, b2] = drainedBatches(acc, 3);
+    acc.append(tp, { record, sizeBytes: 100, done: () => {} }, 0); // a new batch, no sequence yet
+    acc.reenqueue(b2!, 0);
+    acc.reenqueue(b0!, 0);
+    acc.reenqueue(b1!, 0);
+    const order = acc.queued().map((b) => b.baseSequence);
+    expect(order).toEqual([0, 10, 20, -1]);
+  });
+
+  it("lets the caller mute a partition by looking at its first batch", () => {
+    const acc = new RecordAccumulator({ batchSizeBytes: 150, lingerMs: 0 });
+    const [b0] = drainedBatches(acc, 1);
+    acc.reenqueue(b0!, 0);
+    expect(acc.ready(0, false, (_key, first) => first.hasSequence).ready).toEqual([]);
+    expect(acc.ready(0, false, () => false).ready).toEqual([tp]);
   });
 });
