@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Admin, Consumer, Producer, type TopicDescription } from "../../packages/client/src/index.js";
+import { BrokerConnection } from "../../packages/client/src/connection.js";
 import { ControllerQuorumClient } from "../../packages/controller/src/index.js";
 import { freePorts, killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
 
@@ -134,6 +135,22 @@ describe("idempotent producer across a leader failover (3 broker processes)", ()
     } finally {
       quorum.close();
     }
+    // Every broker hands out producer ids, from its own controller block (brokers 2 and 3
+    // reach the controller remotely): no two are alike.
+    const producerIds: number[] = [];
+    for (const port of clientPorts) {
+      const connection = new BrokerConnection(`127.0.0.1:${port}`, "idempotence-test");
+      try {
+        const r = await connection.initProducerId({ transactionalId: "" }, { timeoutMs: 10_000 });
+        expect(r.errorCode, r.errorMessage).toBe(0);
+        expect(r.producerEpoch).toBe(0);
+        producerIds.push(r.producerId);
+      } finally {
+        connection.close();
+      }
+    }
+    expect(new Set(producerIds).size).toBe(3);
+
     const admin = new Admin({ bootstrapServers: bootstrap() });
     await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] });
     await admin.close();
