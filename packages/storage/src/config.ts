@@ -23,6 +23,28 @@ export interface LogConfig {
   flushIntervalMessages?: number;
   /** log.flush.interval.ms / flush.ms: fsync when an append finds this long since the last fsync. Default: never force. */
   flushIntervalMs?: number;
+  /**
+   * cleanup.policy. "delete" (default): retention by time and size. "compact": the log
+   * cleaner keeps the latest record per key and time/size retention is skipped.
+   * "compact,delete": both.
+   */
+  cleanupPolicy?: "delete" | "compact" | "compact,delete";
+  /** min.cleanable.dirty.ratio: clean once dirty closed bytes / all closed bytes reach this. Default 0.5. */
+  minCleanableDirtyRatio?: number;
+  /** delete.retention.ms: tombstones are kept this long after their segment's last write. Default 1 day. */
+  deleteRetentionMs?: number;
+  /** min.compaction.lag.ms: segments whose newest record is younger than this are not cleaned. Default 0. */
+  minCompactionLagMs?: number;
+}
+
+/** Whether the log cleaner works on a log with this config. */
+export function isCompacted(config: LogConfig): boolean {
+  return config.cleanupPolicy === "compact" || config.cleanupPolicy === "compact,delete";
+}
+
+/** Whether time/size retention applies (policy includes delete). */
+export function appliesRetention(config: LogConfig): boolean {
+  return config.cleanupPolicy !== "compact";
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -60,4 +82,14 @@ export function validateLogConfig(config: LogConfig): void {
   checkInt("segment.index.bytes", config.segmentIndexBytes, SEGMENT_INDEX_BYTES_MIN, SEGMENT_BYTES_MAX);
   if (config.flushIntervalMessages !== undefined) checkInt("flush.messages", config.flushIntervalMessages, 1, Number.MAX_SAFE_INTEGER);
   if (config.flushIntervalMs !== undefined) checkInt("flush.ms", config.flushIntervalMs, 0, Number.MAX_SAFE_INTEGER);
+  const policy = config.cleanupPolicy;
+  if (policy !== undefined && policy !== "delete" && policy !== "compact" && policy !== "compact,delete") {
+    throw new FlotillaError("INVALID_CONFIG", `cleanup.policy must be delete, compact or compact,delete, got ${String(policy)}`);
+  }
+  const ratio = config.minCleanableDirtyRatio;
+  if (ratio !== undefined && (typeof ratio !== "number" || !(ratio >= 0 && ratio <= 1))) {
+    throw new FlotillaError("INVALID_CONFIG", `min.cleanable.dirty.ratio must be a number between 0 and 1, got ${String(ratio)}`);
+  }
+  if (config.deleteRetentionMs !== undefined) checkInt("delete.retention.ms", config.deleteRetentionMs, 0, Number.MAX_SAFE_INTEGER);
+  if (config.minCompactionLagMs !== undefined) checkInt("min.compaction.lag.ms", config.minCompactionLagMs, 0, Number.MAX_SAFE_INTEGER);
 }

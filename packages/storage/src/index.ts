@@ -1,4 +1,12 @@
-export { DEFAULT_LOG_CONFIG, SEGMENT_BYTES_MAX, validateLogConfig, type LogConfig } from "./config.js";
+export { DEFAULT_LOG_CONFIG, SEGMENT_BYTES_MAX, appliesRetention, isCompacted, validateLogConfig, type LogConfig } from "./config.js";
+export {
+  CLEANER_OFFSET_CHECKPOINT_FILE,
+  DEDUPE_BUFFER_BYTES_DEFAULT,
+  LOG_CLEANER_BACKOFF_MS_DEFAULT,
+  cleanLog,
+  planCleaning,
+  type CleanResult,
+} from "./log-cleaner.js";
 export {
   CLEAN_SHUTDOWN_FILE,
   OPEN_SEGMENTS_MAX_DEFAULT,
@@ -11,6 +19,7 @@ export {
   type SegmentInfo,
 } from "./partition-log.js";
 export {
+  CLEANER_LOGS_PER_ROUND_DEFAULT,
   LogManager,
   RETENTION_CHECK_INTERVAL_MS_DEFAULT,
   parseTopicPartitionDir,

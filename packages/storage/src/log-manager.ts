@@ -2,7 +2,15 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { FlotillaError, topicNameProblem, type Clock } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import type { LogConfig } from "./config.js";
+import { isCompacted, type LogConfig } from "./config.js";
+import {
+  LOG_CLEANER_BACKOFF_MS_DEFAULT,
+  cleanLog,
+  planCleaning,
+  readCleanerCheckpoint,
+  writeCleanerCheckpoint,
+  type CleanResult,
+} from "./log-cleaner.js";
 import { storageError } from "./io.js";
 import { DELETE_DIR_SUFFIX, PartitionLog } from "./partition-log.js";
 
@@ -22,7 +30,14 @@ export interface LogManagerOptions {
   recoveryThreadsMax?: number;
   /** Passed to each PartitionLog: closed segments kept open at once. */
   openSegmentsMax?: number;
+  /** log.cleaner.dedupe.buffer.size: bound on the cleaner's key map. Default 128 MiB. */
+  cleanerDedupeBufferBytes?: number;
+  /** Compacted logs cleaned per cleaner round at most (bounded work per round). Default 4. */
+  cleanerLogsPerRoundMax?: number;
 }
+
+/** Compacted logs cleaned per round unless told otherwise. */
+export const CLEANER_LOGS_PER_ROUND_DEFAULT = 4;
 
 export interface TopicPartition {
   topic: string;
@@ -86,6 +101,10 @@ export class LogManager {
   private readonly deleting = new Map<string, Promise<void>>();
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRun: Promise<void> | undefined;
+  private cleanerTimer: NodeJS.Timeout | undefined;
+  private cleanerRun: Promise<unknown> | undefined;
+  /** Per log dir: `<topic>-<partition>` -> offset below which the log is clean (cleaner-offset-checkpoint). */
+  private readonly cleanerCheckpoints = new Map<string, Map<string, number>>();
   private closed = false;
 
   private constructor(private readonly options: LogManagerOptions) {}
@@ -273,9 +292,122 @@ export class LogManager {
     return deleted;
   }
 
+  /**
+   * Runs the log cleaner every `backoffMs` (log.cleaner.backoff.ms, default 15000): each round
+   * cleans the dirtiest compacted logs (see runCleaner). Rounds never overlap.
+   */
+  startCleaner(backoffMs: number = LOG_CLEANER_BACKOFF_MS_DEFAULT): void {
+    this.ensureOpen();
+    if (!Number.isSafeInteger(backoffMs) || backoffMs < 1) {
+      throw new FlotillaError("INVALID_CONFIG", `log.cleaner.backoff.ms must be a positive integer, got ${backoffMs}`);
+    }
+    if (this.cleanerTimer !== undefined) return;
+    const schedule = (): void => {
+      this.cleanerTimer = setTimeout(() => {
+        this.cleanerRun = this.runCleaner()
+          .catch((err: unknown) => this.options.logger.warn({ err }, "log cleaner round failed"))
+          .finally(() => {
+            this.cleanerRun = undefined;
+            if (this.cleanerTimer !== undefined && !this.closed) schedule();
+          });
+      }, backoffMs);
+      this.cleanerTimer.unref();
+    };
+    schedule();
+  }
+
+  async stopCleaner(): Promise<void> {
+    if (this.cleanerTimer !== undefined) clearTimeout(this.cleanerTimer);
+    this.cleanerTimer = undefined;
+    await this.cleanerRun;
+  }
+
+  /**
+   * One cleaner round at the clock's now: of the logs whose cleanup.policy includes compact
+   * and whose dirty ratio reaches min.cleanable.dirty.ratio, cleans the dirtiest (at most
+   * cleanerLogsPerRoundMax) and moves their checkpoints. A failing log is logged and skipped.
+   */
+  async runCleaner(): Promise<CleanResult[]> {
+    const nowMs = this.options.clock.nowMs();
+    const candidates: { log: PartitionLog; key: string; logDir: string; checkpoint: number; ratio: number }[] = [];
+    for (const [key, log] of this.logs) {
+      const config = log.currentConfig;
+      const logDir = this.dirOf.get(key);
+      if (!isCompacted(config) || logDir === undefined) continue;
+      const checkpoints = await this.checkpointsOf(logDir);
+      let checkpoint = Math.max(checkpoints.get(key) ?? 0, log.logStartOffset);
+      const truncatedTo = log.takeTruncationMark();
+      if (truncatedTo !== undefined && truncatedTo < checkpoint) {
+        // Offsets past a truncation may be written again: they are dirty.
+        checkpoint = Math.max(truncatedTo, log.logStartOffset);
+        checkpoints.set(key, checkpoint);
+      }
+      let plan;
+      try {
+        plan = planCleaning(log.cleanableSegments(), checkpoint, config, nowMs);
+      } catch (err) {
+        if (FlotillaError.is(err)) continue; // closed, deleted or offline
+        throw err;
+      }
+      if (plan.dirtyBytes === 0 || plan.dirtyRatio < (config.minCleanableDirtyRatio ?? 0.5)) continue;
+      candidates.push({ log, key, logDir, checkpoint, ratio: plan.dirtyRatio });
+    }
+    candidates.sort((a, b) => b.ratio - a.ratio);
+    const results: CleanResult[] = [];
+    for (const c of candidates.slice(0, this.options.cleanerLogsPerRoundMax ?? CLEANER_LOGS_PER_ROUND_DEFAULT)) {
+      if (this.closed) break;
+      try {
+        const result = await cleanLog(c.log, {
+          checkpoint: c.checkpoint,
+          nowMs,
+          clock: this.options.clock,
+          logger: this.options.logger,
+          dedupeBufferBytes: this.options.cleanerDedupeBufferBytes,
+        });
+        if (result === undefined) continue;
+        results.push(result);
+        if (result.swapped) {
+          const checkpoints = await this.checkpointsOf(c.logDir);
+          checkpoints.set(c.key, result.endOffset);
+          for (const key of [...checkpoints.keys()]) if (this.dirOf.get(key) !== c.logDir) checkpoints.delete(key);
+          await writeCleanerCheckpoint(c.logDir, checkpoints);
+        }
+        this.options.logger.info(
+          {
+            topic: result.topic,
+            partition: result.partition,
+            dirtyRatio: Number(c.ratio.toFixed(3)),
+            cleanedUpToOffset: result.endOffset,
+            bytesBefore: result.bytesBefore,
+            bytesAfter: result.bytesAfter,
+            recordsRemoved: result.recordsRemoved,
+            segmentsRewritten: result.segmentsRewritten,
+            swapped: result.swapped,
+            durationMs: result.durationMs,
+          },
+          result.swapped ? "log cleaned" : "log changed during cleaning; cleaned segments discarded",
+        );
+      } catch (err) {
+        if (FlotillaError.is(err, "SHUTTING_DOWN") || FlotillaError.is(err, "NOT_LEADER_OR_FOLLOWER")) continue;
+        this.options.logger.warn({ err, topic: c.log.topic, partition: c.log.partition }, "cleaning failed for a log");
+      }
+    }
+    return results;
+  }
+
+  private async checkpointsOf(logDir: string): Promise<Map<string, number>> {
+    let checkpoints = this.cleanerCheckpoints.get(logDir);
+    if (checkpoints === undefined) {
+      checkpoints = await readCleanerCheckpoint(logDir);
+      this.cleanerCheckpoints.set(logDir, checkpoints);
+    }
+    return checkpoints;
+  }
+
   /** Stops retention and closes every log (clean shutdown). */
   async closeAll(): Promise<void> {
     this.closed = true;
+    await this.stopCleaner();
     await this.stopRetention();
     await Promise.allSettled([...this.creating.values(), ...this.deleting.values()]);
     const logs = this.all();

@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { FlotillaError, assert, type Clock } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { setBaseOffset, setPartitionLeaderEpoch, validateBatchAt } from "@flotilla/protocol";
-import { SEGMENT_BYTES_MAX, validateLogConfig, type LogConfig } from "./config.js";
+import { SEGMENT_BYTES_MAX, appliesRetention, validateLogConfig, type LogConfig } from "./config.js";
+import { recoverCleanerFiles, type CleanableSegment, type CleanedSegment } from "./log-cleaner.js";
 import { Mutex, ReadWriteLock } from "./lock.js";
 import { storageError, syncDir, unlinkIfExists, writeWholeFile } from "./io.js";
 import { LeaderEpochCache } from "./leader-epoch-cache.js";
@@ -164,6 +165,8 @@ export class PartitionLog {
   private lastFlushMs: number;
   private readonly backgroundFlushes = new Set<Promise<void>>();
   private readonly backgroundFlushLock = new Mutex();
+  /** Lowest offset truncated to since the cleaner last asked: its checkpoint must not pass it. */
+  private truncationMark: number | undefined;
 
   private constructor(options: PartitionLogOptions, segments: LogSegment[], recovery: RecoveryInfo, leaderEpochCache: LeaderEpochCache) {
     this.dir = options.dir;
@@ -192,7 +195,8 @@ export class PartitionLog {
     } catch (err) {
       throw storageError("creating directory", dir, err);
     }
-    const names = await listDir(dir);
+    // A cleaner swap a crash interrupted is finished or rolled back first (see log-cleaner.ts).
+    const names = await recoverCleanerFiles(dir, await listDir(dir), logger);
     const cleanShutdown = names.includes(CLEAN_SHUTDOWN_FILE);
 
     const logBases = new Set<number>();
@@ -686,6 +690,7 @@ export class PartitionLog {
           return;
         }
         const before = this.logEndOffset;
+        this.markTruncation(offset);
         const segments = this.segments;
         let keep = floorSegment(segments, offset) + 1;
         if (segments[keep - 1]!.baseOffset === offset) keep--;
@@ -724,6 +729,7 @@ export class PartitionLog {
 
   private async truncateFullyLocked(offset: number): Promise<void> {
     const before = { logStartOffset: this.logStartOffset, logEndOffset: this.logEndOffset };
+    this.markTruncation(0);
     try {
       // Rename first: a crash before the new segment exists must not leave old segments
       // beside it (they are removed at open by their suffix).
@@ -771,7 +777,10 @@ export class PartitionLog {
       const segments = this.segments;
       const closed = segments.length - 1;
       let count = 0;
-      const { retentionMs, retentionBytes } = this.config;
+      // cleanup.policy=compact alone keeps every segment; the cleaner shrinks them instead.
+      const retains = appliesRetention(this.config);
+      const retentionMs = retains ? this.config.retentionMs : -1;
+      const retentionBytes = retains ? this.config.retentionBytes : -1;
       if (retentionMs >= 0) {
         while (count < closed) {
           const segment = segments[count]!;
@@ -810,6 +819,93 @@ export class PartitionLog {
         "retention deleted log segments",
       );
       return { deletedSegments: count, logStartOffset: this.logStartOffset };
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Compaction hooks (the cleaner itself is log-cleaner.ts).
+
+  private markTruncation(offset: number): void {
+    this.truncationMark = Math.min(this.truncationMark ?? offset, offset);
+  }
+
+  /** The lowest offset truncated to since the last call, if any; clears it. */
+  takeTruncationMark(): number | undefined {
+    const mark = this.truncationMark;
+    this.truncationMark = undefined;
+    return mark;
+  }
+
+  /** The closed segments (every one but the active), oldest first, as the cleaner reads them. */
+  cleanableSegments(): CleanableSegment[] {
+    this.ensureUsable();
+    return this.segments.slice(0, -1).map((s) => ({
+      baseOffset: s.baseOffset,
+      nextOffset: s.nextOffset,
+      sizeBytes: s.sizeBytes,
+      maxTimestamp: s.maxTimestamp,
+      lastModifiedMs: s.lastModifiedMs,
+      logPath: s.logPath,
+      token: s,
+    }));
+  }
+
+  /**
+   * Step c of the cleaner's swap (see log-cleaner.ts): replaces each cleaned segment's .log by
+   * its `.swap` file and reopens it with rebuilt indexes. All or nothing at the check: returns
+   * false, changing nothing, when any of the segments is no longer a closed segment of this
+   * log of the size that was cleaned (truncated, deleted by retention, became active).
+   */
+  async swapCleanedSegments(cleaned: readonly CleanedSegment[]): Promise<boolean> {
+    return this.appendLock.run(async () => {
+      this.ensureUsable();
+      await this.drainBackgroundFlushes();
+      return this.rw.write(async () => {
+        const segments = [...this.segments];
+        const closed = segments.slice(0, -1);
+        const at: number[] = [];
+        for (const c of cleaned) {
+          const i = closed.indexOf(c.original.token as LogSegment);
+          if (i < 0 || closed[i]!.sizeBytes !== c.original.sizeBytes || closed[i]!.deleted) return false;
+          at.push(i);
+        }
+        try {
+          for (let k = 0; k < cleaned.length; k++) {
+            const old = segments[at[k]!]!;
+            assert(old.refs === 0, () => `swapping ${old.logPath} while ${old.refs} readers hold it`);
+            this.forgetOpen(old);
+            await old.close();
+            old.deleted = true;
+            await unlinkIfExists(old.indexPath);
+            await unlinkIfExists(old.timeIndexPath);
+            try {
+              await rename(cleaned[k]!.swapPath, old.logPath);
+            } catch (err) {
+              throw storageError("renaming", cleaned[k]!.swapPath, err);
+            }
+          }
+          await syncDir(this.dir);
+          for (let k = 0; k < cleaned.length; k++) {
+            const old = segments[at[k]!]!;
+            const opened = await LogSegment.open({
+              dir: this.dir,
+              baseOffset: old.baseOffset,
+              settings: indexSettingsFor(this.config),
+              logger: this.logger,
+              nowMs: this.clock.nowMs(),
+              mode: "recover",
+              resident: false,
+            });
+            assert(opened.truncatedBytes === 0 && opened.segment.nextOffset === old.nextOffset, () => `cleaned ${old.logPath} does not end at offset ${old.nextOffset}`);
+            segments[at[k]!] = opened.segment;
+          }
+          this.segments = segments;
+        } catch (err) {
+          this.fail(err);
+          throw err;
+        }
+        return true;
+      });
     });
   }
 

@@ -26,7 +26,9 @@ import { ByteWindow, isNotFound, readExactly, storageError, syncFile, unlinkIfEx
  * the bytes a producer sent apart from the baseOffset and partitionLeaderEpoch the leader
  * wrote into each header (both outside the CRC). Offsets are contiguous: the first batch's
  * baseOffset is the segment's base offset, and each next batch starts one past the previous
- * batch's last offset (baseOffset + lastOffsetDelta). The segment's last offset + 1 is the next
+ * batch's last offset (baseOffset + lastOffsetDelta), except in segments the log cleaner
+ * rewrote, where whole batches may be missing between the first and the last (see
+ * log-cleaner.ts). The segment's last offset + 1 is the next
  * segment's base offset.
  *
  * The indexes live in memory while a segment is resident; their files are rewritten whole
@@ -750,8 +752,12 @@ export async function scanBatches(options: {
       outcome.stop = { kind: "corrupt", position, detail: `${path}: batch at byte ${position} is invalid (${err.message})` };
       break;
     }
-    if (header.baseOffset !== outcome.nextOffset) {
-      outcome.stop = { kind: "offset", position, detail: `batch at byte ${position} has base offset ${header.baseOffset}, expected ${outcome.nextOffset}` };
+    // The first batch scanned must start exactly where expected (the file name or an index
+    // entry says so); later ones may start past the previous batch's end, because the log
+    // cleaner drops whole batches from compacted segments (it keeps each segment's first and
+    // last batch, so segments still meet exactly). Overlap is never allowed.
+    if (outcome.batches === 0 ? header.baseOffset !== outcome.nextOffset : header.baseOffset < outcome.nextOffset) {
+      outcome.stop = { kind: "offset", position, detail: `batch at byte ${position} has base offset ${header.baseOffset}, expected ${outcome.batches === 0 ? "" : "at least "}${outcome.nextOffset}` };
       break;
     }
     onBatch?.(header, position, size);
