@@ -132,6 +132,29 @@ describe("log cleaner", () => {
     expect(seen[0]).toBe(next.offset);
   });
 
+  it("a follower copies a cleaned leader's log, holes filled with empty batches, and reopens it", async () => {
+    const clock = new FakeClock();
+    const leader = await openLog(await fresh(), clock);
+    for (let i = 0; i < 150; i++) await append(leader, clock, [[`k${i % 3}`, `v${i}`]]);
+    await clean(leader, clock);
+    const followerDir = await fresh();
+    const follower = await PartitionLog.open({ dir: followerDir, config: testConfig({ cleanupPolicy: "compact" }), clock, logger, topic: "t", partition: 0 });
+    for (let i = 0; i < 1000 && follower.logEndOffset < leader.logEndOffset; i++) {
+      const r = await leader.read(follower.logEndOffset, { maxBytes: 300, minOneBatch: true });
+      await follower.appendAsFollower(Buffer.from(r.records));
+    }
+    expect(follower.logEndOffset).toBe(leader.logEndOffset);
+    const expected = await readAll(leader);
+    expect(await readAll(follower)).toEqual(expected);
+    await follower.close();
+    const reopened = await openLog(followerDir, clock);
+    expect(await readAll(reopened)).toEqual(expected);
+    await expect(reopened.appendAsFollower(Buffer.from((await leader.read(0, { maxBytes: 100, minOneBatch: true })).records))).rejects.toThrow(/below the log end offset/);
+    // A log that is not compacted refuses holes.
+    const plain = await openLog(await fresh(), clock, { cleanupPolicy: "delete" });
+    await expect(plain.appendAsFollower(Buffer.from((await leader.read(120, { maxBytes: 100, minOneBatch: true })).records))).rejects.toThrow(/skips offsets/);
+  });
+
   it("keeps tombstones before delete.retention.ms and drops them after", async () => {
     const clock = new FakeClock();
     const log = await openLog(await fresh(), clock, { deleteRetentionMs: DAY_MS });

@@ -6,8 +6,18 @@ import {
   ATTR_COMPRESSION_MASK,
   BATCH_HEADER_BYTES,
   LOG_OVERHEAD,
+  MAGIC_V2,
   OFF_ATTRIBUTES,
+  OFF_BASE_OFFSET,
+  OFF_BASE_SEQUENCE,
+  OFF_BASE_TIMESTAMP,
   OFF_BATCH_LENGTH,
+  OFF_LAST_OFFSET_DELTA,
+  OFF_LEADER_EPOCH,
+  OFF_MAGIC,
+  OFF_MAX_TIMESTAMP,
+  OFF_PRODUCER_EPOCH,
+  OFF_PRODUCER_ID,
   OFF_RECORD_COUNT,
   batchSizeAt,
   compress,
@@ -279,6 +289,38 @@ function rebuildBatch(raw: Buffer, batch: DecodedBatch, kept: readonly Buffer[])
   out.writeInt16BE(attributes, OFF_ATTRIBUTES);
   out.writeInt32BE(kept.length, OFF_RECORD_COUNT);
   writeBatchCrc(out, 0, out.length);
+  return out;
+}
+
+const INT32_MAX = 0x7fffffff;
+
+/**
+ * Header-only batches (no records, no compression, no producer, timestamps -1) that cover
+ * offsets [from, to]: what a follower appends for the holes a compacted leader's log has
+ * where the cleaner dropped whole batches. One batch per 2^31 offsets (lastOffsetDelta is
+ * an int32). Readers skip them as they skip the cleaner's own empty batches.
+ */
+export function gapFillerBatch(from: number, to: number, partitionLeaderEpoch: number): Buffer[] {
+  assert(Number.isSafeInteger(from) && to >= from, () => `gap [${from}, ${to}] is empty`);
+  const out: Buffer[] = [];
+  for (let base = from; base <= to && out.length < 1 + (to - from) / INT32_MAX; ) {
+    const last = Math.min(to, base + INT32_MAX);
+    const buf = Buffer.alloc(BATCH_HEADER_BYTES);
+    buf.writeBigInt64BE(BigInt(base), OFF_BASE_OFFSET);
+    buf.writeInt32BE(BATCH_HEADER_BYTES - LOG_OVERHEAD, OFF_BATCH_LENGTH);
+    buf.writeInt32BE(partitionLeaderEpoch, OFF_LEADER_EPOCH);
+    buf.writeInt8(MAGIC_V2, OFF_MAGIC);
+    buf.writeInt32BE(last - base, OFF_LAST_OFFSET_DELTA);
+    buf.writeBigInt64BE(-1n, OFF_BASE_TIMESTAMP);
+    buf.writeBigInt64BE(-1n, OFF_MAX_TIMESTAMP);
+    buf.writeBigInt64BE(-1n, OFF_PRODUCER_ID);
+    buf.writeInt16BE(-1, OFF_PRODUCER_EPOCH);
+    buf.writeInt32BE(-1, OFF_BASE_SEQUENCE);
+    buf.writeInt32BE(0, OFF_RECORD_COUNT);
+    writeBatchCrc(buf, 0, buf.length);
+    out.push(buf);
+    base = last + 1;
+  }
   return out;
 }
 

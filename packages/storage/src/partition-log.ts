@@ -4,8 +4,8 @@ import { randomUUID } from "node:crypto";
 import { FlotillaError, assert, type Clock } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { setBaseOffset, setPartitionLeaderEpoch, validateBatchAt } from "@flotilla/protocol";
-import { SEGMENT_BYTES_MAX, appliesRetention, validateLogConfig, type LogConfig } from "./config.js";
-import { recoverCleanerFiles, type CleanableSegment, type CleanedSegment } from "./log-cleaner.js";
+import { SEGMENT_BYTES_MAX, appliesRetention, isCompacted, validateLogConfig, type LogConfig } from "./config.js";
+import { gapFillerBatch, recoverCleanerFiles, type CleanableSegment, type CleanedSegment } from "./log-cleaner.js";
 import { Mutex, ReadWriteLock } from "./lock.js";
 import { storageError, syncDir, unlinkIfExists, writeWholeFile } from "./io.js";
 import { LeaderEpochCache } from "./leader-epoch-cache.js";
@@ -399,18 +399,41 @@ export class PartitionLog {
 
   /**
    * Follower and recovery path: appends batches with the offsets they carry, which must
-   * continue the log exactly (the first at logEndOffset, each next one past the previous).
-   * An empty buffer appends nothing.
+   * continue the log (the first at or past logEndOffset, each next one past the previous).
+   * In a compacted log, offsets skipped between them (the leader's log has holes where the
+   * cleaner dropped whole batches) are filled with header-only batches of no records (see
+   * gapFillerBatch), so this log's segments stay contiguous. An empty buffer appends nothing.
    */
   async appendAsFollower(batches: Buffer): Promise<AppendInfo> {
     return this.appendLock.run(async () => {
       this.ensureUsable();
-      const plan = this.plan(batches, "follower");
+      let plan = this.plan(batches, "follower");
       if (plan.batches.length === 0) {
         return { baseOffset: this.logEndOffset, lastOffset: this.logEndOffset - 1, maxTimestamp: -1, batchCount: 0, recordCount: 0 };
       }
-      if (plan.batches[0]!.baseOffset !== this.logEndOffset) {
-        throw new FlotillaError("INVALID_REQUEST", `follower append to ${this.topic}-${this.partition} starts at offset ${plan.batches[0]!.baseOffset}, but the log end offset is ${this.logEndOffset}`);
+      if (plan.batches[0]!.baseOffset < this.logEndOffset) {
+        throw new FlotillaError("INVALID_REQUEST", `follower append to ${this.topic}-${this.partition} starts at offset ${plan.batches[0]!.baseOffset}, below the log end offset ${this.logEndOffset}`);
+      }
+      let hasGap = false;
+      let expected = this.logEndOffset;
+      for (const b of plan.batches) {
+        if (b.baseOffset !== expected) hasGap = true;
+        expected = b.lastOffset + 1;
+      }
+      if (hasGap) {
+        // Only a compacted log legitimately has holes; elsewhere a gap is a replication bug.
+        if (!isCompacted(this.config)) {
+          throw new FlotillaError("INVALID_REQUEST", `follower append to ${this.topic}-${this.partition} skips offsets (log end offset ${this.logEndOffset}, batches from ${plan.batches[0]!.baseOffset}) in a log that is not compacted`);
+        }
+        const parts: Buffer[] = [];
+        let next = this.logEndOffset;
+        for (const b of plan.batches) {
+          if (b.baseOffset > next) parts.push(...gapFillerBatch(next, b.baseOffset - 1, b.partitionLeaderEpoch));
+          parts.push(batches.subarray(b.position, b.position + b.size));
+          next = b.lastOffset + 1;
+        }
+        batches = Buffer.concat(parts);
+        plan = this.plan(batches, "follower");
       }
       for (const batch of plan.batches) {
         if (batch.partitionLeaderEpoch > this.leaderEpochCache.latestEpoch) await this.leaderEpochCache.assign(batch.partitionLeaderEpoch, batch.baseOffset);
@@ -437,7 +460,7 @@ export class PartitionLog {
       }
       if (mode === "follower") {
         const previous = batches[batches.length - 1];
-        if (previous !== undefined && header.baseOffset !== previous.lastOffset + 1) {
+        if (previous !== undefined && header.baseOffset <= previous.lastOffset) {
           throw new FlotillaError("INVALID_BATCH", `batch at byte ${position} has base offset ${header.baseOffset}, but the batch before it ends at ${previous.lastOffset}`);
         }
       }
