@@ -51,6 +51,10 @@ export function toLogConfig(t: TopicConfig): LogConfig {
     retentionBytes: t.retentionBytes,
     indexIntervalBytes: t.indexIntervalBytes,
     segmentIndexBytes: t.segmentIndexBytes,
+    cleanupPolicy: t.cleanupPolicy,
+    minCleanableDirtyRatio: t.minCleanableDirtyRatio,
+    deleteRetentionMs: t.deleteRetentionMs,
+    minCompactionLagMs: t.minCompactionLagMs,
   };
   const flushMessages = never(t.flushMessages);
   const flushMs = never(t.flushMs);

@@ -34,6 +34,10 @@ export interface LogManagerOptions {
   cleanerDedupeBufferBytes?: number;
   /** Compacted logs cleaned per cleaner round at most (bounded work per round). Default 4. */
   cleanerLogsPerRoundMax?: number;
+  /** log.cleaner.enable: startRetention also starts the cleaner loop. Default true, as in Kafka. */
+  cleanerEnabled?: boolean;
+  /** log.cleaner.backoff.ms: pause between cleaner rounds. Default 15000. */
+  cleanerBackoffMs?: number;
 }
 
 /** Compacted logs cleaned per round unless told otherwise. */
@@ -249,10 +253,13 @@ export class LogManager {
 
   /**
    * Runs applyRetention on every log every `intervalMs` (log.retention.check.interval.ms,
-   * default 300000). Runs never overlap; a failing log is logged and skipped.
+   * default 300000). Runs never overlap; a failing log is logged and skipped. Unless
+   * cleanerEnabled is false, also starts the log cleaner (startCleaner with cleanerBackoffMs):
+   * both are the log manager's background upkeep, stopped together by closeAll.
    */
   startRetention(intervalMs: number = RETENTION_CHECK_INTERVAL_MS_DEFAULT): void {
     this.ensureOpen();
+    if (this.options.cleanerEnabled ?? true) this.startCleaner(this.options.cleanerBackoffMs ?? LOG_CLEANER_BACKOFF_MS_DEFAULT);
     if (!Number.isSafeInteger(intervalMs) || intervalMs < 1) {
       throw new FlotillaError("INVALID_CONFIG", `log.retention.check.interval.ms must be a positive integer, got ${intervalMs}`);
     }
