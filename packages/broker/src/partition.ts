@@ -67,6 +67,12 @@ interface FollowerState {
 
 /** After a failed AlterPartition call (controller unreachable), wait this long before another. */
 export const ISR_CHANGE_RETRY_BACKOFF_MS = 1000;
+/**
+ * After the controller refused an ISR change, retry it this long later even if the partition
+ * epoch has not moved: some refusals end without a partition change (a follower that was still
+ * fenced is unfenced by a broker record), as Kafka retries after INELIGIBLE_REPLICA.
+ */
+export const ISR_CHANGE_REFUSED_RETRY_MS = 2000;
 
 export class Partition {
   private hw: number;
@@ -80,8 +86,9 @@ export class Partition {
   private leaderEpochStartOffset = 0;
   /** ISR proposed to the controller and not yet answered. */
   private pendingIsr: readonly number[] | undefined;
-  /** After a refused AlterPartition: no new one until the partition epoch moves past this. */
+  /** After a refused AlterPartition: no new one until the partition epoch moves past this, or until isrChangeBlockedUntilMs. */
   private isrChangeBlockedAtPartitionEpoch = -1;
+  private isrChangeBlockedUntilMs = 0;
   private isrChangeRetryAtMs = 0;
   private removed = false;
 
@@ -357,7 +364,7 @@ export class Partition {
       this.isLeader &&
       this.listener.alterPartition !== undefined &&
       this.pendingIsr === undefined &&
-      this.isrChangeBlockedAtPartitionEpoch !== this.registration.partitionEpoch &&
+      (this.isrChangeBlockedAtPartitionEpoch !== this.registration.partitionEpoch || this.listener.nowMs() >= this.isrChangeBlockedUntilMs) &&
       this.listener.nowMs() >= this.isrChangeRetryAtMs
     );
   }
@@ -408,9 +415,11 @@ export class Partition {
     if (this.pendingIsr !== newIsr) return; // a new image or role overtook the call
     this.pendingIsr = undefined;
     if (reply.errorCode !== 0) {
-      // Stale epochs and the like: the image is the source of truth; try again after it moves.
+      // Stale epochs and the like: the image is the source of truth; try again after it moves,
+      // or after a delay, for refusals that no partition change ends (a fenced follower).
       this.isrChangeBlockedAtPartitionEpoch = this.registration.partitionEpoch;
-      log.warn({ topic: this.topic, partition: this.partition, kind, errorCode: reply.errorCode, error: reply.errorMessage }, "controller refused the ISR change; waiting for the next metadata image");
+      this.isrChangeBlockedUntilMs = this.listener.nowMs() + ISR_CHANGE_REFUSED_RETRY_MS;
+      log.warn({ topic: this.topic, partition: this.partition, kind, errorCode: reply.errorCode, error: reply.errorMessage, retryInMs: ISR_CHANGE_REFUSED_RETRY_MS }, "controller refused the ISR change; retrying after the next metadata image or the retry delay");
       return;
     }
     if (reply.leaderEpoch === this.registration.leaderEpoch && reply.partitionEpoch > this.registration.partitionEpoch && reply.leader === this.registration.leader) {

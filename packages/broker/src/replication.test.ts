@@ -43,6 +43,8 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
 class FakeController {
   image: MetadataImage = EMPTY_IMAGE;
   readonly alterCalls: AlterPartitionCall[] = [];
+  /** Brokers the controller will not let into an ISR (as if fenced), without any metadata change. */
+  readonly ineligible = new Set<number>();
   private readonly listeners = new Map<number, (image: MetadataImage, prev: MetadataImage) => Promise<void>>();
 
   async append(records: MetadataRecord[]): Promise<void> {
@@ -71,6 +73,7 @@ class FakeController {
     const answer = (errorCode: number, errorMessage: string): AlterPartitionReply => ({ errorCode, errorMessage, leader: cur.leader, leaderEpoch: cur.leaderEpoch, partitionEpoch: cur.partitionEpoch, isr: cur.isr });
     if (req.brokerId !== cur.leader) return answer(6, "not the leader");
     if (req.leaderEpoch !== cur.leaderEpoch || req.partitionEpoch !== cur.partitionEpoch) return answer(74, "stale epochs");
+    if (req.newIsr.some((b) => this.ineligible.has(b))) return answer(42, "a broker of the new ISR is fenced");
     await this.append([{ type: "PartitionChange", topicId: TOPIC_ID, partition: req.partition, isr: [...req.newIsr] }]);
     const now = this.partition(req.partition);
     return { errorCode: 0, errorMessage: "", leader: now.leader, leaderEpoch: now.leaderEpoch, partitionEpoch: now.partitionEpoch, isr: now.isr };
@@ -241,6 +244,21 @@ describe("replication", () => {
     await eventually("broker 3 rejoins the ISR", () => cluster!.controller.partition().isr.join() === "1,2,3");
     expect(cluster.controller.alterCalls.filter((c) => c.newIsr.join() === "1,2,3")).toHaveLength(1);
     expect(await cluster.logBytes(3, 6)).toEqual(await cluster.logBytes(1, 6));
+  });
+
+  it("retries an ISR expansion the controller refused for a fenced follower once it is unfenced, though the partition did not change", async () => {
+    cluster = await TestCluster.start([1, 2, 3], { replicaLagTimeMaxMs: 1000 });
+    await cluster.createTopic([1, 2, 3]);
+    cluster.isolated.add(3);
+    await eventually("the leader shrinks the ISR", () => cluster!.controller.partition().isr.join() === "1,2");
+    // Broker 3 comes back caught up while the controller still counts it as fenced.
+    cluster.controller.ineligible.add(3);
+    cluster.isolated.delete(3);
+    await eventually("the leader asked to expand and was refused", () => cluster!.controller.alterCalls.some((c) => c.newIsr.join() === "1,2,3"));
+    expect(cluster.controller.partition().isr.join()).toBe("1,2");
+    // Unfencing is a broker record, not a partition change: the leader must retry on its own.
+    cluster.controller.ineligible.delete(3);
+    await eventually("broker 3 rejoins the ISR", () => cluster!.controller.partition().isr.join() === "1,2,3");
   });
 
   it("acks=all: NOT_ENOUGH_REPLICAS before appending when the ISR is below min.insync.replicas, while acks=1 still appends", async () => {
