@@ -5,10 +5,10 @@
  *
  * - The internal topic is created on the first FindCoordinator that needs it, through
  *   the controller: offsets.topic.num.partitions partitions, replication factor
- *   min(offsets.topic.replication.factor, live brokers), unlimited retention by time and
- *   size. Kafka makes it `cleanup.policy=compact`; this build has no log cleaner yet
- *   (metadata refuses `compact`), so the topic keeps every record and a coordinator
- *   replays the whole partition when it loads. See the report of issue 5.
+ *   min(offsets.topic.replication.factor, live brokers), `cleanup.policy=compact` as in
+ *   Kafka (the storage's log cleaner keeps the latest record per key of closed segments,
+ *   see packages/storage/src/log-cleaner.ts), no retention by time or size. A coordinator
+ *   replays the compacted partition when it loads.
  * - Leadership follows the metadata image: `applyImage` (called for every image, in
  *   order) loads the partitions this broker now leads (or leads in a new leader epoch)
  *   and unloads those it no longer leads. Loading waits until the broker's replicas have
@@ -60,8 +60,10 @@ export const OFFSETS_TOPIC_SEGMENT_BYTES = 104_857_600;
 
 /** The topic-level settings __consumer_offsets is created with. */
 export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = Object.freeze({
-  // Never delete by time or size: committed offsets must outlive any retention. (Kafka
-  // compacts instead; see the module comment.)
+  // Compacted, as in Kafka: the log cleaner keeps the latest record per group / offset key
+  // and drops tombstones after delete.retention.ms. Never deleted by time or size, even if
+  // the policy is later widened to compact,delete.
+  "cleanup.policy": "compact",
   "retention.ms": "-1",
   "retention.bytes": "-1",
   "segment.bytes": String(OFFSETS_TOPIC_SEGMENT_BYTES),
