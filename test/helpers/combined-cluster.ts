@@ -1,0 +1,183 @@
+/**
+ * A cluster of combined nodes (`process.roles=broker,controller`, every node a voter) as real
+ * `flotilla server` processes on 127.0.0.1, for end-to-end tests of replication and restarts.
+ *
+ *   const cluster = await startCombinedCluster({ name: "acks-all", nodes: 3 });
+ *   await cluster.stop(2, "SIGKILL");            // or SIGTERM: controlled shutdown
+ *   await cluster.start(2);                      // same node id, ports and log dir
+ *   await cluster.waitFor("x", async () => ..., 30_000);
+ *   await cluster.logBytes(2, "topic", 0, hw);   // a stopped node's stored batches, [start, hw)
+ *   await cluster.destroy();                     // SIGKILL by pid, delete the data (afterAll)
+ *
+ * Timings are short (session 3 s, heartbeats 300 ms, replica lag 2 s) so failures are noticed
+ * quickly; the waits built on them are the caller's, and should be generous.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { silentLogger } from "../../packages/common/src/logger.js";
+import { systemClock } from "../../packages/common/src/node.js";
+import { Admin, type TopicDescription } from "../../packages/client/src/index.js";
+import { PartitionLog } from "../../packages/storage/src/index.js";
+import { freePorts, startTsProcess, type ChildHandle, type ExitStatus } from "./processes.js";
+
+export interface CombinedClusterOptions {
+  /** Used in log file and directory names. */
+  name: string;
+  nodes: number;
+  /** Extra `key=value` server properties, applied after the defaults here. */
+  overrides?: readonly string[];
+}
+
+export interface CombinedCluster {
+  readonly nodeIds: readonly number[];
+  readonly dataDir: string;
+  /** All client listeners, comma-separated. */
+  bootstrap(): string;
+  address(id: number): string;
+  logDirOf(id: number): string;
+  isRunning(id: number): boolean;
+  handle(id: number): ChildHandle | undefined;
+  /** Starts (or restarts) node `id` and resolves once it printed its ready line. */
+  start(id: number): Promise<ChildHandle>;
+  /** Signals node `id` by pid and waits for its exit (SIGTERM falls back to SIGKILL after `timeoutMs`). */
+  stop(id: number, signal: "SIGKILL" | "SIGTERM", timeoutMs?: number): Promise<ExitStatus>;
+  /** The topic as a broker sees it (any running node, or the one given). */
+  describeTopic(topic: string, viaNode?: number): Promise<TopicDescription>;
+  /** Polls `fn` every 200 ms until it returns a truthy value; throws naming `what` after `timeoutMs`. */
+  waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T>;
+  /** The stored batch bytes of a stopped node's partition from its log start up to `endOffset`, and its log end offset. */
+  logBytes(id: number, topic: string, partition: number, endOffset: number): Promise<{ bytes: Buffer; logEndOffset: number }>;
+  /** SIGKILLs every node still running (by pid) and removes the data directory. */
+  destroy(): Promise<void>;
+}
+
+const POLL_INTERVAL_MS = 200;
+const POLLS_MAX = 100_000;
+
+export async function startCombinedCluster(options: CombinedClusterOptions): Promise<CombinedCluster> {
+  const nodeIds = Array.from({ length: options.nodes }, (_, i) => i + 1);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `flotilla-${options.name}-`));
+  const ports = await freePorts(options.nodes * 2);
+  const clientPorts = ports.slice(0, options.nodes);
+  const controllerPorts = ports.slice(options.nodes);
+  const procs = new Map<number, ChildHandle>();
+  const voters = nodeIds.map((id, i) => `${id}@127.0.0.1:${controllerPorts[i]}`).join(",");
+  const address = (id: number): string => `127.0.0.1:${clientPorts[id - 1]}`;
+  const logDirOf = (id: number): string => path.join(dataDir, `node-${id}`);
+  const isRunning = (id: number): boolean => procs.get(id)?.isRunning() ?? false;
+
+  const start = async (id: number): Promise<ChildHandle> => {
+    if (isRunning(id)) throw new Error(`node ${id} is already running`);
+    const i = id - 1;
+    const child = await startTsProcess({
+      name: `${options.name}-node-${id}`,
+      entry: "packages/cli/src/main.ts",
+      args: [
+        "server",
+        ...[
+          `node.id=${id}`,
+          "process.roles=broker,controller",
+          `controller.quorum.voters=${voters}`,
+          `listeners=PLAINTEXT://127.0.0.1:${clientPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
+          `log.dirs=${logDirOf(id)}`,
+          "broker.session.timeout.ms=3000",
+          "broker.heartbeat.interval.ms=300",
+          "controller.quorum.election.timeout.ms=1000",
+          "replica.lag.time.max.ms=2000",
+          "default.replication.factor=3",
+          ...(options.overrides ?? []),
+        ].flatMap((o) => ["--override", o]),
+      ],
+      env: { FLOTILLA_LOG_LEVEL: "info" },
+      readyLine: /"event":"ready"/,
+      // A loaded 2-core machine starts tsx slowly.
+      readyTimeoutMs: 60_000,
+    });
+    procs.set(id, child);
+    return child;
+  };
+
+  const waitFor = async <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (let i = 0; i < POLLS_MAX; i++) {
+      try {
+        const v = await fn();
+        if (v) return v;
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+  };
+
+  const describeTopic = async (topic: string, viaNode?: number): Promise<TopicDescription> => {
+    const servers = viaNode !== undefined ? address(viaNode) : nodeIds.filter(isRunning).map(address).join(",");
+    const admin = new Admin({ bootstrapServers: servers, defaultApiTimeoutMs: 10_000 });
+    try {
+      const [t] = await admin.describeTopics({ topics: [topic] });
+      if (!t) throw new Error(`topic ${topic} not described`);
+      return t;
+    } finally {
+      await admin.close();
+    }
+  };
+
+  const logBytes = async (id: number, topic: string, partition: number, endOffset: number): Promise<{ bytes: Buffer; logEndOffset: number }> => {
+    if (isRunning(id)) throw new Error(`node ${id} is running; stop it before reading its files`);
+    const log = await PartitionLog.open({
+      dir: path.join(logDirOf(id), `${topic}-${partition}`),
+      config: { segmentBytes: 1 << 30, segmentMs: 7 * 24 * 3600_000, retentionMs: -1, retentionBytes: -1, indexIntervalBytes: 4096, segmentIndexBytes: 10 << 20 },
+      clock: systemClock,
+      logger: silentLogger(),
+      topic,
+      partition,
+    });
+    try {
+      const parts: Buffer[] = [];
+      let offset = log.logStartOffset;
+      for (let i = 0; i < POLLS_MAX && offset < endOffset; i++) {
+        const r = await log.read(offset, { maxBytes: 1 << 20, maxOffsetExclusive: endOffset, minOneBatch: true });
+        if (r.records.length === 0) break;
+        parts.push(r.records);
+        offset = r.nextOffset;
+      }
+      return { bytes: Buffer.concat(parts), logEndOffset: log.logEndOffset };
+    } finally {
+      await log.close();
+    }
+  };
+
+  const cluster: CombinedCluster = {
+    nodeIds,
+    dataDir,
+    bootstrap: () => nodeIds.map(address).join(","),
+    address,
+    logDirOf,
+    isRunning,
+    handle: (id) => procs.get(id),
+    start,
+    stop: async (id, signal, timeoutMs = 30_000) => {
+      const child = procs.get(id);
+      if (!child) throw new Error(`node ${id} was never started`);
+      return child.kill(signal, timeoutMs);
+    },
+    describeTopic,
+    waitFor,
+    logBytes,
+    destroy: async () => {
+      await Promise.all([...procs.values()].map((c) => c.kill("SIGKILL").catch(() => undefined)));
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await Promise.all(nodeIds.map((id) => start(id)));
+  } catch (err) {
+    await cluster.destroy();
+    throw err;
+  }
+  return cluster;
+}
