@@ -280,4 +280,46 @@ describe("log cleaner", () => {
     // The clean part is not cleaned again until enough new dirty data arrives.
     expect(await manager.runCleaner()).toEqual([]);
   });
+
+  it("a log truncated while it was being cleaned keeps its data: the cleaned files are discarded", async () => {
+    const clock = new FakeClock();
+    const dir = await fresh();
+    const log = await openLog(dir, clock);
+    for (let i = 0; i < 100; i++) await append(log, clock, [[`k${i % 2}`, `v${i}`]]);
+    const racing = {
+      dir: log.dir,
+      topic: log.topic,
+      partition: log.partition,
+      currentConfig: log.currentConfig,
+      logStartOffset: log.logStartOffset,
+      cleanableSegments: () => log.cleanableSegments(),
+      takeTruncationMark: () => log.takeTruncationMark(),
+      swapCleanedSegments: async (cleaned: Parameters<PartitionLog["swapCleanedSegments"]>[0]) => {
+        await log.truncateTo(30); // a follower's truncation lands between pass 2 and the swap
+        return log.swapCleanedSegments(cleaned);
+      },
+    };
+    const before = (await readAll(log)).filter((r) => r.offset < 30);
+    const result = (await cleanLog(racing, { checkpoint: 0, nowMs: clock.now, clock, logger }))!;
+    expect(result.swapped).toBe(false);
+    expect(result.endOffset).toBe(0);
+    expect(await readAll(log)).toEqual(before);
+    expect((await readdir(dir)).filter((n) => n.includes(".swap") || n.includes(".cleaned"))).toEqual([]);
+    expect(log.takeTruncationMark()).toBe(30);
+  });
+
+  it("startRetention also runs the cleaner loop every log.cleaner.backoff.ms; closeAll stops it", async () => {
+    const clock = new FakeClock();
+    const logDir = await fresh();
+    const manager = await LogManager.open({ logDirs: [logDir], clock, logger, configFor: () => testConfig(), cleanerBackoffMs: 20 });
+    cleanups.push(() => manager.closeAll());
+    const log = await manager.getOrCreate("c", 0, testConfig({ cleanupPolicy: "compact" }));
+    for (let i = 0; i < 100; i++) await append(log, clock, [[`k${i % 2}`, `v${i}`]]);
+    const sizeBefore = log.sizeBytes;
+    manager.startRetention(3_600_000);
+    const deadline = Date.now() + 5000;
+    while (log.sizeBytes === sizeBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(log.sizeBytes).toBeLessThan(sizeBefore / 2);
+    await manager.closeAll();
+  });
 });
