@@ -308,6 +308,24 @@ describe("log cleaner", () => {
     expect(log.takeTruncationMark()).toBe(30);
   });
 
+  it("keeps an idempotent producer's last batch of a segment as an empty header when all its records go, and drops other emptied batches", async () => {
+    const clock = new FakeClock();
+    const log = await openLog(await fresh(), clock);
+    await append(log, clock, [["first", "x"]]);
+    const producerBatch = encodeBatch([{ key: Buffer.from("k"), value: Buffer.from("from-producer") }], { nowMs: clock.now, producerId: 7, producerEpoch: 2, baseSequence: 40 });
+    const { baseOffset: producerOffset } = await log.appendAsLeader(producerBatch, { leaderEpoch: 0 });
+    for (let i = 0; i < 60; i++) await append(log, clock, [["k", `v${i}`]]);
+    const firstSegmentEnd = log.segmentInfos()[0]!.nextOffset;
+    expect(firstSegmentEnd).toBeGreaterThan(producerOffset + 2);
+    await clean(log, clock);
+    const r = await log.read(0, { maxBytes: 1_000_000 });
+    const headers = decodeBatches(r.records).map((b) => ({ base: b.header.baseOffset, count: b.header.recordCount, producerId: b.header.producerId, baseSequence: b.header.baseSequence }));
+    const kept = headers.find((h) => h.base === producerOffset);
+    expect(kept).toEqual({ base: producerOffset, count: 0, producerId: 7, baseSequence: 40 });
+    // The plain batches emptied between the producer's batch and the segment's last one are gone.
+    expect(headers.filter((h) => h.base > producerOffset && h.base < firstSegmentEnd - 1)).toEqual([]);
+  });
+
   it("startRetention also runs the cleaner loop every log.cleaner.backoff.ms; closeAll stops it", async () => {
     const clock = new FakeClock();
     const logDir = await fresh();

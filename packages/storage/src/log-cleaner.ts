@@ -1,5 +1,5 @@
 import { open, readFile, rename, utimes, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { FlotillaError, assert, type Clock } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import {
@@ -23,7 +23,9 @@ import {
   compress,
   decodeBatch,
   decompress,
+  readBatchHeader,
   writeBatchCrc,
+  type BatchHeader,
   type DecodedBatch,
 } from "@flotilla/protocol";
 import { isCompacted, type LogConfig } from "./config.js";
@@ -213,8 +215,15 @@ export function planCleaning(segments: readonly CleanableSegment[], checkpoint: 
   return { cleanable, firstDirtyIndex, dirtyBytes, totalBytes, dirtyRatio: totalBytes === 0 ? 0 : dirtyBytes / totalBytes };
 }
 
-/** Calls `each` for every batch of a segment file, decoded, with its raw bytes. */
-async function forEachBatch(segment: CleanableSegment, each: (raw: Buffer, batch: DecodedBatch) => void | Promise<void>): Promise<void> {
+/**
+ * Calls `each` for every batch of a segment file with its raw bytes (a view: copy to keep),
+ * its header and, unless `headersOnly`, its decoded records.
+ */
+async function forEachBatch(
+  segment: CleanableSegment,
+  each: (raw: Buffer, header: BatchHeader, batch: DecodedBatch | undefined) => void | Promise<void>,
+  options: { headersOnly?: boolean } = {},
+): Promise<void> {
   let handle: FileHandle;
   try {
     handle = await open(segment.logPath, "r");
@@ -235,13 +244,15 @@ async function forEachBatch(segment: CleanableSegment, each: (raw: Buffer, batch
       }
       at = await window.at(position, size);
       const raw = window.buf.subarray(at, at + size);
-      let batch: DecodedBatch;
-      try {
-        batch = decodeBatch(raw, 0);
-      } catch (err) {
-        throw new FlotillaError("STORAGE_CORRUPT", `${segment.logPath}: batch at byte ${position} cannot be decoded for cleaning: ${(err as Error).message}`, { cause: err });
+      let batch: DecodedBatch | undefined;
+      if (!options.headersOnly) {
+        try {
+          batch = decodeBatch(raw, 0);
+        } catch (err) {
+          throw new FlotillaError("STORAGE_CORRUPT", `${segment.logPath}: batch at byte ${position} cannot be decoded for cleaning: ${(err as Error).message}`, { cause: err });
+        }
       }
-      await each(raw, batch);
+      await each(raw, batch?.header ?? readBatchHeader(raw, 0), batch);
       position += size;
     }
   } finally {
@@ -350,8 +361,8 @@ export async function cleanLog(log: CleanableLog, options: CleanLogOptions): Pro
   let mapBytes = 0;
   let mappedEnd = plan.firstDirtyIndex;
   for (let i = plan.firstDirtyIndex; i < plan.cleanable.length && mapBytes <= limitBytes; i++) {
-    await forEachBatch(plan.cleanable[i]!, (_raw, batch) => {
-      if (batch.isControl) return;
+    await forEachBatch(plan.cleanable[i]!, (_raw, _header, batch) => {
+      if (batch === undefined || batch.isControl) return;
       for (const record of batch.records) {
         if (record.key === null) continue;
         const key = record.key.toString("latin1");
@@ -364,7 +375,8 @@ export async function cleanLog(log: CleanableLog, options: CleanLogOptions): Pro
   const endOffset = plan.cleanable[mappedEnd - 1]!.nextOffset;
   const deleteHorizonMs = options.nowMs - (config.deleteRetentionMs ?? 86_400_000);
 
-  // Pass 2: rewrite every segment below endOffset that loses something.
+  // Pass 2: rewrite every segment below endOffset that loses something, streaming each into
+  // its .cleaned file.
   const cleaned: CleanedSegment[] = [];
   let bytesBefore = 0;
   let bytesAfter = 0;
@@ -373,55 +385,14 @@ export async function cleanLog(log: CleanableLog, options: CleanLogOptions): Pro
     for (let i = 0; i < mappedEnd; i++) {
       const segment = plan.cleanable[i]!;
       bytesBefore += segment.sizeBytes;
-      const dropTombstones = segmentTimeMs(segment) < deleteHorizonMs;
-      const out: Buffer[] = [];
-      const outProducer: number[] = [];
-      let removed = 0;
-      await forEachBatch(segment, (raw, batch) => {
-        if (batch.isControl) {
-          out.push(Buffer.from(raw));
-          outProducer.push(batch.header.producerId);
-          return;
-        }
-        const keep: boolean[] = batch.records.map((r) => {
-          if (r.key === null) return true;
-          const newest = latest.get(r.key.toString("latin1"));
-          if (newest !== undefined && r.offset < newest) return false;
-          return !(r.value === null && dropTombstones);
-        });
-        const keptCount = keep.filter(Boolean).length;
-        removed += batch.records.length - keptCount;
-        if (keptCount === batch.records.length) {
-          out.push(Buffer.from(raw));
-        } else if (keptCount > 0) {
-          const slices = rawRecords(raw, batch);
-          out.push(rebuildBatch(raw, batch, slices.filter((_, k) => keep[k])));
-        } else {
-          // Header only; the filter below decides whether it must stay.
-          out.push(rebuildBatch(raw, batch, []));
-        }
-        outProducer.push(batch.header.producerId);
-      });
-      if (removed === 0) {
+      const rewritten = await rewriteSegment(segment, latest, segmentTimeMs(segment) < deleteHorizonMs);
+      if (rewritten === undefined) {
         bytesAfter += segment.sizeBytes;
         continue;
       }
-      // Drop the empty batches that are neither last in the segment nor their producer's last.
-      const kept: Buffer[] = [];
-      for (let k = 0; k < out.length; k++) {
-        const bytes = out[k]!;
-        const isEmpty = bytes.readInt32BE(OFF_RECORD_COUNT) === 0 && k > 0;
-        if (isEmpty && k < out.length - 1) {
-          const producerId = outProducer[k]!;
-          const producerLater = producerId >= 0 && outProducer.slice(k + 1).includes(producerId);
-          if (producerId < 0 || producerLater) continue;
-        }
-        kept.push(bytes);
-      }
-      recordsRemoved += removed;
-      const swapPath = await writeCleanedSegment(segment, kept);
-      bytesAfter += kept.reduce((n, b) => n + b.length, 0);
-      cleaned.push({ original: segment, swapPath });
+      recordsRemoved += rewritten.recordsRemoved;
+      bytesAfter += rewritten.sizeBytes;
+      cleaned.push({ original: segment, swapPath: rewritten.swapPath });
     }
   } catch (err) {
     await Promise.allSettled(cleaned.map((c) => unlinkIfExists(c.swapPath)));
@@ -446,25 +417,72 @@ export async function cleanLog(log: CleanableLog, options: CleanLogOptions): Pro
   };
 }
 
-/** Steps a and b of the swap: the cleaned .log written, fsynced, dated like the original, renamed to .swap. */
-async function writeCleanedSegment(segment: CleanableSegment, batches: readonly Buffer[]): Promise<string> {
+/**
+ * Pass 2 for one segment: steps a and b of the swap (the cleaned .log written batch by batch,
+ * fsynced, dated like the original, renamed to .swap). Returns undefined, leaving no file,
+ * when the segment would lose nothing.
+ */
+async function rewriteSegment(
+  segment: CleanableSegment,
+  latest: ReadonlyMap<string, number>,
+  dropTombstones: boolean,
+): Promise<{ swapPath: string; sizeBytes: number; recordsRemoved: number } | undefined> {
+  // Headers first: the batch count and each producer's last batch, for the empty batches rule.
+  let batchCount = 0;
+  const lastBatchOfProducer = new Map<number, number>();
+  await forEachBatch(segment, (_raw, header) => {
+    if (header.producerId >= 0) lastBatchOfProducer.set(header.producerId, batchCount);
+    batchCount++;
+  }, { headersOnly: true });
+
   const cleanedPath = segment.logPath + CLEANED_SUFFIX;
   const swapPath = segment.logPath + SWAP_SUFFIX;
   let handle: FileHandle | undefined;
+  let position = 0;
+  let removed = 0;
+  let index = 0;
   try {
     handle = await open(cleanedPath, "w");
-    let position = 0;
-    for (const bytes of batches) {
-      await writeFully(handle, cleanedPath, bytes, position);
-      position += bytes.length;
-    }
-    await handle.sync();
+    const out = handle;
+    await forEachBatch(segment, async (raw, header, batch) => {
+      const at = index++;
+      let bytes: Buffer | undefined = raw;
+      if (batch !== undefined && !batch.isControl) {
+        const keep = batch.records.map((r) => {
+          if (r.key === null) return true;
+          const newest = latest.get(r.key.toString("latin1"));
+          if (newest !== undefined && r.offset < newest) return false;
+          return !(r.value === null && dropTombstones);
+        });
+        const keptCount = keep.filter(Boolean).length;
+        if (keptCount < batch.records.length) {
+          removed += batch.records.length - keptCount;
+          if (keptCount > 0) {
+            bytes = rebuildBatch(raw, batch, rawRecords(raw, batch).filter((_, k) => keep[k]));
+          } else if (at === 0 || at === batchCount - 1 || (header.producerId >= 0 && lastBatchOfProducer.get(header.producerId) === at)) {
+            bytes = rebuildBatch(raw, batch, []);
+          } else {
+            bytes = undefined;
+          }
+        }
+      }
+      if (bytes !== undefined) {
+        await writeFully(out, cleanedPath, bytes, position);
+        position += bytes.length;
+      }
+    });
+    assert(index === batchCount, () => `${segment.logPath} changed between two reads of the cleaner`);
+    if (removed > 0) await handle.sync();
   } catch (err) {
     await handle?.close().catch(() => undefined);
     await unlinkIfExists(cleanedPath);
     throw FlotillaError.is(err) ? err : storageError("writing", cleanedPath, err);
   }
   await handle.close();
+  if (removed === 0) {
+    await unlinkIfExists(cleanedPath);
+    return undefined;
+  }
   try {
     // Tombstone expiry and time retention of a segment without timestamps read its mtime.
     const seconds = segment.lastModifiedMs / 1000;
@@ -474,8 +492,8 @@ async function writeCleanedSegment(segment: CleanableSegment, batches: readonly 
     await unlinkIfExists(cleanedPath);
     throw storageError("renaming", cleanedPath, err);
   }
-  await syncDir(segment.logPath.slice(0, segment.logPath.lastIndexOf("/")));
-  return swapPath;
+  await syncDir(dirname(segment.logPath));
+  return { swapPath, sizeBytes: position, recordsRemoved: removed };
 }
 
 /**
