@@ -119,11 +119,17 @@ describe("server config values", () => {
     [{ ...base, "advertised.listeners": "OTHER://x:1" }, /advertises listener OTHER/],
     [{ ...base, "auto.create.topics.enable": "yes" }, /must be true or false/],
     [{ ...base, "log.message.timestamp.type": "Now" }, /must be one of CreateTime, LogAppendTime/],
-    [{ ...base, "log.cleanup.policy": "compact" }, /only "delete" is supported/],
+    [{ ...base, "log.cleanup.policy": "shred" }, /log.cleanup.policy=shred.*is not one of delete, compact, compact,delete/],
     [{ ...base, "broker.heartbeat.interval.ms": "10000" }, /must be below broker.session.timeout.ms \(9000\)/],
     [{ ...base, "cluster.id": "has space" }, /cluster.id=has space/],
   ])("refuses %j naming the key", (overrides, pattern) => {
     expect(invalid(() => loadServerConfig({ env: {}, overrides })).message).toMatch(pattern);
+  });
+
+  it("takes log.cleanup.policy compact or compact,delete as the broker default", () => {
+    expect(loadServerConfig({ env: {}, overrides: { ...base, "log.cleanup.policy": "compact" } }).topicDefaults.cleanupPolicy).toBe("compact");
+    expect(loadServerConfig({ env: {}, overrides: { ...base, "log.cleanup.policy": "delete,compact" } }).topicDefaults.cleanupPolicy).toBe("compact,delete");
+    expect(loadServerConfig({ env: {}, overrides: base }).topicDefaults.cleanupPolicy).toBe("delete");
   });
 
   it("names the environment variable a bad value came from", () => {

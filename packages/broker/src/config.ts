@@ -22,7 +22,7 @@
 import os from "node:os";
 import path from "node:path";
 import { FlotillaError, Limits } from "@flotilla/common";
-import { DEFAULT_TOPIC_CONFIG, parseLong, type TimestampType, type TopicConfig } from "@flotilla/metadata";
+import { DEFAULT_TOPIC_CONFIG, TOPIC_CONFIG_DEFS, parseLong, type CleanupPolicy, type TimestampType, type TopicConfig } from "@flotilla/metadata";
 import { collectProperties, envNameOfProperty, type ConfigSources, type PropertyValue, type RawProperties } from "./config-sources.js";
 import type { GroupCoordinatorConfig } from "./group/config.js";
 
@@ -265,10 +265,10 @@ function retentionMs(r: PropertyReader): number {
 }
 
 function topicDefaults(r: PropertyReader): TopicConfig {
-  const policies = r.list("log.cleanup.policy") ?? [];
-  if (policies.length !== 1 || policies[0] !== "delete") {
-    throw bad("log.cleanup.policy", r.source("log.cleanup.policy"), "only \"delete\" is supported (compaction is not built)");
-  }
+  // The broker default goes through the same rule as the topic config cleanup.policy.
+  const policyValue = (r.list("log.cleanup.policy") ?? []).join(",");
+  const policy = TOPIC_CONFIG_DEFS["cleanup.policy"].parse(policyValue);
+  if (typeof policy === "object") throw bad("log.cleanup.policy", r.source("log.cleanup.policy"), policy.problem);
   const flushMs = r.number("log.flush.interval.ms");
   const retention = retentionMs(r);
   if (retention === 0) throw bad("log.retention.ms", r.source("log.retention.ms"), "must be -1 (unlimited) or at least 1");
@@ -281,7 +281,7 @@ function topicDefaults(r: PropertyReader): TopicConfig {
     minInsyncReplicas: r.requiredNumber("min.insync.replicas"),
     maxMessageBytes: r.requiredNumber("message.max.bytes"),
     messageTimestampType: r.string("log.message.timestamp.type") as TimestampType,
-    cleanupPolicy: "delete",
+    cleanupPolicy: policy as CleanupPolicy,
     indexIntervalBytes: r.requiredNumber("log.index.interval.bytes"),
     segmentIndexBytes: r.requiredNumber("log.index.size.max.bytes"),
     flushMessages: r.requiredNumber("log.flush.interval.messages"),
