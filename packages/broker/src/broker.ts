@@ -4,7 +4,7 @@
  * controller command the handler waits until this broker has applied the resulting
  * image, so a client that created a topic can produce to it at once.
  */
-import { FlotillaError, topicNameProblem } from "@flotilla/common";
+import { FlotillaError, assert, topicNameProblem } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import type { Controller } from "@flotilla/controller";
 import type { TopicConfig } from "@flotilla/metadata";
@@ -12,6 +12,8 @@ import {
   errorFields,
   errorFromFields,
   type BrokerApi,
+  type CreatePartitionsRequest,
+  type CreatePartitionsResponse,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
   type DeleteTopicsRequest,
@@ -177,6 +179,43 @@ export class Broker implements BrokerApi, ReplicationApi {
     const response = await this.options.controller.deleteTopics(request);
     await this.catchUp();
     return response;
+  }
+
+  /**
+   * Kafka's CreatePartitions: the controller grows each topic to its new total count and
+   * places the new partitions. Checked here, per topic: a name given twice
+   * (INVALID_REQUEST) and manual assignments, which are not supported yet
+   * (INVALID_REPLICA_ASSIGNMENT). Answers in request order.
+   */
+  async createPartitions(request: CreatePartitionsRequest): Promise<CreatePartitionsResponse> {
+    requireItems(request.topics, "topics");
+    requireNames(request.topics.map((t) => t.name), "topics.name");
+    const counts = new Map<string, number>();
+    for (const t of request.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    const refused = new Map<number, FlotillaError>();
+    request.topics.forEach((t, i) => {
+      if ((counts.get(t.name) ?? 0) > 1) refused.set(i, new FlotillaError("INVALID_REQUEST", `topic "${t.name}" is named more than once in the request`));
+      else if ((t.assignments ?? []).length > 0) {
+        refused.set(i, new FlotillaError("INVALID_REPLICA_ASSIGNMENT", `topic "${t.name}": manual assignments of new partitions are not supported; leave them out and the controller places the partitions`));
+      }
+    });
+    const forwarded = request.topics.filter((_, i) => !refused.has(i));
+    const answers =
+      forwarded.length === 0
+        ? []
+        : (await this.options.controller.createPartitions({ topics: forwarded.map((t) => ({ name: t.name, count: t.count })), validateOnly: request.validateOnly })).results;
+    if (forwarded.length > 0) await this.catchUp();
+    let next = 0;
+    return {
+      results: request.topics.map((t, i) => {
+        const err = refused.get(i);
+        if (err) return { name: t.name, ...errorFields(err) };
+        const answer = answers[next++];
+        // The controller answers each topic it was given, in order; anything else is a bug.
+        assert(answer !== undefined && answer.name === t.name, `controller answered CreatePartitions out of order at "${t.name}"`);
+        return { name: answer.name, errorCode: answer.errorCode, errorMessage: answer.errorMessage };
+      }),
+    };
   }
 
   async describeTopics(request: DescribeTopicsRequest): Promise<DescribeTopicsResponse> {

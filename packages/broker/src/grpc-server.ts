@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
+import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type CreatePartitionsRequest, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
 import { groupServiceDefinition, groupServiceHandlers } from "./group/grpc.js";
 
 export interface BrokerGrpcServer {
@@ -44,6 +44,10 @@ export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, 
     CreateTopics: h("CreateTopics", (req: Parameters<BrokerApi["createTopics"]>[0]) => api.createTopics(req)),
     DeleteTopics: h("DeleteTopics", (req: Parameters<BrokerApi["deleteTopics"]>[0]) => api.deleteTopics(req)),
     DescribeTopics: h("DescribeTopics", (req: Parameters<BrokerApi["describeTopics"]>[0]) => api.describeTopics(req)),
+    CreatePartitions: h("CreatePartitions", (req: CreatePartitionsRequest) => {
+      if (!api.createPartitions) throw new FlotillaError("UNSUPPORTED_VERSION", "this broker does not serve CreatePartitions");
+      return api.createPartitions(req);
+    }),
     InitProducerId: h("InitProducerId", (req: Parameters<BrokerApi["initProducerId"]>[0]) => api.initProducerId(req)),
     OffsetForLeaderEpoch: h("OffsetForLeaderEpoch", (req: OffsetForLeaderEpochRequest) => {
       if (!api.offsetForLeaderEpoch) throw new FlotillaError("UNSUPPORTED_VERSION", "this broker does not serve OffsetForLeaderEpoch");

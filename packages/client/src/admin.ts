@@ -147,6 +147,44 @@ export class Admin {
     this.cluster.markStale();
   }
 
+  /**
+   * Grows topics to `count` partitions in total (Kafka's createPartitions,
+   * `kafka-topics --alter --partitions N`); the controller places the new partitions.
+   * Existing data stays where it is; keyed records may map to other partitions from now
+   * on. Throws the first per-topic error: INVALID_PARTITIONS when `count` is not above
+   * the current number, UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist;
+   * topics before it in the list may have grown.
+   */
+  async createPartitions(topics: { topic: string; count: number }[], options: { validateOnly?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (topics.length === 0) throw new FlotillaError("INVALID_REQUEST", "createPartitions needs at least one topic");
+    for (const t of topics) {
+      if (!Number.isInteger(t.count) || t.count < 1) throw new FlotillaError("INVALID_PARTITIONS", `topic "${t.topic}": count must be a positive integer, got ${String(t.count)}`);
+    }
+    const timeoutMs = options.timeoutMs ?? this.common.requestTimeoutMs;
+    let remaining = [...topics];
+    await this.call(async (conn) => {
+      const res = await conn.createPartitions(
+        { topics: remaining.map((t) => ({ name: t.topic, count: t.count, assignments: [] })), timeoutMs, validateOnly: options.validateOnly ?? false },
+        { timeoutMs: timeoutMs + 1000 },
+      );
+      const done = new Set<string>();
+      let retry: FlotillaError | undefined;
+      for (const r of res.results) {
+        const err = errorFromFields(r.errorCode, r.errorMessage);
+        if (err && ITEM_RETRIABLE.has(err.errorName)) {
+          retry ??= named(err, r.name);
+          continue;
+        }
+        if (err) throw named(err, r.name);
+        done.add(r.name);
+      }
+      // Only the topics that failed retriably go again: growing one twice would fail.
+      remaining = remaining.filter((t) => !done.has(t.topic));
+      if (retry) throw retry;
+    });
+    this.cluster.markStale();
+  }
+
   /** Names of the topics in the cluster, sorted; internal topics only when asked. */
   async listTopics(options: { includeInternal?: boolean } = {}): Promise<string[]> {
     const md = await this.metadata();

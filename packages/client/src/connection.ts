@@ -7,6 +7,8 @@ import {
   fromServiceError,
   serviceClientCtor,
   type BrokerApi,
+  type CreatePartitionsRequest,
+  type CreatePartitionsResponse,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
   type DeleteTopicsRequest,
@@ -76,6 +78,9 @@ export class BrokerConnection {
   describeTopics(req: DescribeTopicsRequest, options: CallOptions): Promise<DescribeTopicsResponse> {
     return this.unary("DescribeTopics", req, options);
   }
+  createPartitions(req: CreatePartitionsRequest, options: CallOptions): Promise<CreatePartitionsResponse> {
+    return this.unary("CreatePartitions", req, options);
+  }
 
   close(): void {
     if (this.closed) return;
@@ -105,7 +110,7 @@ export class BrokerConnection {
 }
 
 // Compile-time check that the connection covers the whole broker API.
-type _CoversApi = { [K in keyof BrokerApi]: (req: Parameters<BrokerApi[K]>[0], options: CallOptions) => ReturnType<BrokerApi[K]> };
+type _CoversApi = { [K in keyof BrokerApi]-?: (req: Parameters<Required<BrokerApi>[K]>[0], options: CallOptions) => ReturnType<Required<BrokerApi>[K]> };
 const _covers: (c: BrokerConnection) => _CoversApi = (c) => c;
 void _covers;
 

@@ -131,6 +131,22 @@ export interface DeleteTopicsResponse {
   results: { name: string; errorCode: number; errorMessage: string }[];
 }
 
+export interface CreatePartitionsTopic {
+  name: string;
+  /** The new total number of partitions; must be larger than the current one. */
+  count: number;
+  /** Manual placement of the new partitions; not supported yet (non-empty fails with INVALID_REPLICA_ASSIGNMENT). */
+  assignments?: { brokerIds: number[] }[];
+}
+export interface CreatePartitionsRequest {
+  topics: CreatePartitionsTopic[];
+  timeoutMs: number;
+  validateOnly: boolean;
+}
+export interface CreatePartitionsResponse {
+  results: { name: string; errorCode: number; errorMessage: string }[];
+}
+
 export interface DescribeTopicsRequest {
   names: string[];
 }
@@ -190,6 +206,8 @@ export interface BrokerApi {
   createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse>;
   deleteTopics(req: DeleteTopicsRequest): Promise<DeleteTopicsResponse>;
   describeTopics(req: DescribeTopicsRequest): Promise<DescribeTopicsResponse>;
+  /** Optional so that partial test doubles and proxies need not serve it; the gRPC edge answers UNSUPPORTED_VERSION without it. */
+  createPartitions?(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse>;
   initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse>;
 }
 

@@ -26,9 +26,9 @@ function requireTopic(topic: string | undefined): string {
   return topic;
 }
 
-/** `flotilla topics create|list|describe|delete`. */
+/** `flotilla topics create|list|describe|alter|delete`. */
 export function topicsCommand(io: CliIo): Command {
-  const topics = new Command("topics").description("create, list, describe and delete topics");
+  const topics = new Command("topics").description("create, list, describe, alter and delete topics");
 
   addClientOptions(topics.command("create").description("create a topic"))
     .option("--topic <name>", "topic name")
@@ -60,6 +60,17 @@ export function topicsCommand(io: CliIo): Command {
       const described = await withAdmin(opts, io, (admin) => admin.describeTopics(opts.topic ? { topics: [opts.topic] } : {}));
       const text = opts.format === "json" ? described.map((t) => JSON.stringify(t)).join("\n") : described.map((t) => formatTopicDescription(t, opts.allConfigs ?? false)).join("\n");
       await writeOut(io.stdout, text.length > 0 ? `${text}\n` : "");
+    });
+
+  addClientOptions(topics.command("alter").description("add partitions to a topic (kafka-topics --alter --partitions)"))
+    .option("--topic <name>", "topic name")
+    .option("--partitions <n>", "the new total number of partitions; must be larger than the current one")
+    .action(async (opts: ClientFlags & { topic?: string; partitions?: string }) => {
+      const topic = requireTopic(opts.topic);
+      if (opts.partitions === undefined) throw new UsageError("--partitions is required");
+      const count = parseIntFlag(opts.partitions, "--partitions", 1);
+      await withAdmin(opts, io, (admin) => admin.createPartitions([{ topic, count }]));
+      await writeOut(io.stdout, `Topic ${topic} now has ${count} partitions.\n`);
     });
 
   addClientOptions(topics.command("delete").description("delete a topic"))

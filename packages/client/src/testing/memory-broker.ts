@@ -119,6 +119,15 @@ export class MemoryBroker {
       }),
       deleteTopics: async (req) => ({ results: req.names.map((name) => ({ name, errorCode: this.topics.delete(name) ? 0 : 3, errorMessage: "" })) }),
       describeTopics: async () => ({ topics: [] }),
+      createPartitions: async (req) => ({
+        results: req.topics.map((t) => {
+          const partitions = this.topics.get(t.name);
+          if (!partitions) return { name: t.name, errorCode: 3, errorMessage: "unknown" };
+          if (t.count <= partitions.length) return { name: t.name, errorCode: 37, errorMessage: `has ${partitions.length} partitions, got ${t.count}` };
+          if (!req.validateOnly) while (partitions.length < t.count) partitions.push([]);
+          return { name: t.name, errorCode: 0, errorMessage: "" };
+        }),
+      }),
       initProducerId: async () => ({ errorCode: 0, errorMessage: "", producerId: this.nextProducerId++, producerEpoch: 0 }),
     };
     const impl: grpc.UntypedServiceImplementation = {};
