@@ -43,6 +43,12 @@ export interface TopicConfig {
   readonly flushMessages: number;
   /** flush.ms: fsync at least this often; MAX_SAFE_INTEGER = leave it to the OS. */
   readonly flushMs: number;
+  /**
+   * unclean.leader.election.enable: when no in-sync replica can lead, may an out-of-sync
+   * one (losing what it lacks)? The controller reads the override (see
+   * controller/src/commands/lifecycle.ts); the default is the broker's own setting.
+   */
+  readonly uncleanLeaderElectionEnable: boolean;
 }
 
 /** Kafka's topic defaults (the broker's own defaults feed these; see broker config). */
@@ -62,13 +68,14 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = Object.freeze({
   segmentIndexBytes: 10 * 1024 * 1024,
   flushMessages: Number.MAX_SAFE_INTEGER,
   flushMs: Number.MAX_SAFE_INTEGER,
+  uncleanLeaderElectionEnable: false,
 });
 
 interface TopicConfigDef {
   readonly field: keyof TopicConfig;
   /** Parses a string value or returns the reason it is invalid. */
-  readonly parse: (value: string) => number | string | { problem: string };
-  readonly format: (value: number | string) => string;
+  readonly parse: (value: string) => number | string | boolean | { problem: string };
+  readonly format: (value: number | string | boolean) => string;
 }
 
 /** Parses a Java long in [min, max]; values past 2^53 clamp to MAX_SAFE_INTEGER. */
@@ -117,6 +124,18 @@ function cleanupPolicy(field: keyof TopicConfig): TopicConfigDef {
   };
 }
 
+/**
+ * "true" or "false", exactly: the controller compares the stored string with "true", so a
+ * spelling it would read differently (e.g. "TRUE", which Java's parser accepts) is refused.
+ */
+function bool(field: keyof TopicConfig): TopicConfigDef {
+  return {
+    field,
+    parse: (v) => (v === "true" ? true : v === "false" ? false : { problem: `"${v}" is not true or false` }),
+    format: (v) => String(v),
+  };
+}
+
 /** A Java double in [min, max]. */
 function ratio(field: keyof TopicConfig, min: number, max: number): TopicConfigDef {
   return {
@@ -153,6 +172,7 @@ export const TOPIC_CONFIG_DEFS = {
   "segment.index.bytes": long("segmentIndexBytes", 24, INT32_MAX),
   "flush.messages": long("flushMessages", 1),
   "flush.ms": long("flushMs", 0),
+  "unclean.leader.election.enable": bool("uncleanLeaderElectionEnable"),
 } as const satisfies Record<string, TopicConfigDef>;
 
 export type TopicConfigKey = keyof typeof TOPIC_CONFIG_DEFS;
