@@ -50,6 +50,7 @@ beforeAll(async () => {
     deleteTopics: (req) => up.deleteTopics(req, call),
     describeTopics: (req) => up.describeTopics(req, call),
     initProducerId: (req) => up.initProducerId(req, call),
+    createPartitions: (req) => up.createPartitions(req, call),
   };
   proxy = await startBrokerGrpcServer({ api, host: "127.0.0.1", port: 0, logger: silentLogger() });
   proxyPort = proxy.port;

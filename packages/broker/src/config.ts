@@ -282,6 +282,7 @@ function topicDefaults(r: PropertyReader): TopicConfig {
     maxMessageBytes: r.requiredNumber("message.max.bytes"),
     messageTimestampType: r.string("log.message.timestamp.type") as TimestampType,
     cleanupPolicy: policy as CleanupPolicy,
+    uncleanLeaderElectionEnable: r.boolean("unclean.leader.election.enable"),
     indexIntervalBytes: r.requiredNumber("log.index.interval.bytes"),
     segmentIndexBytes: r.requiredNumber("log.index.size.max.bytes"),
     flushMessages: r.requiredNumber("log.flush.interval.messages"),

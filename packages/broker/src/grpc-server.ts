@@ -45,7 +45,6 @@ export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, 
     DeleteTopics: h("DeleteTopics", (req: Parameters<BrokerApi["deleteTopics"]>[0]) => api.deleteTopics(req)),
     DescribeTopics: h("DescribeTopics", (req: Parameters<BrokerApi["describeTopics"]>[0]) => api.describeTopics(req)),
     CreatePartitions: h("CreatePartitions", (req: CreatePartitionsRequest) => {
-      if (!api.createPartitions) throw new FlotillaError("UNSUPPORTED_VERSION", "this broker does not serve CreatePartitions");
       return api.createPartitions(req);
     }),
     InitProducerId: h("InitProducerId", (req: Parameters<BrokerApi["initProducerId"]>[0]) => api.initProducerId(req)),

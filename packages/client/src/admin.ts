@@ -306,7 +306,9 @@ export class Admin {
 
 function named(err: FlotillaError, topic: string): FlotillaError {
   const detail = err.message.replace(new RegExp(`^${err.errorName}: `), "");
-  return new FlotillaError(err.errorName, detail.includes(topic) ? detail : `topic "${topic}": ${detail}`);
+  // Name the topic unless the broker's message already quotes it (a bare substring test
+  // would take the "t" in "got" for topic "t").
+  return new FlotillaError(err.errorName, detail.includes(`"${topic}"`) ? detail : `topic "${topic}": ${detail}`);
 }
 
 function toPartitionDescription(p: { partition: number; leaderId: number; leaderEpoch: number; replicas: number[]; isr: number[]; offlineReplicas: number[] }): PartitionDescription {

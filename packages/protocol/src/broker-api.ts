@@ -207,7 +207,7 @@ export interface BrokerApi {
   deleteTopics(req: DeleteTopicsRequest): Promise<DeleteTopicsResponse>;
   describeTopics(req: DescribeTopicsRequest): Promise<DescribeTopicsResponse>;
   /** Optional so that partial test doubles and proxies need not serve it; the gRPC edge answers UNSUPPORTED_VERSION without it. */
-  createPartitions?(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse>;
+  createPartitions(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse>;
   initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse>;
 }
 
