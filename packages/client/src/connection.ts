@@ -90,23 +90,32 @@ export class BrokerConnection {
 
   private unary<T>(method: string, req: unknown, options: CallOptions): Promise<T> {
     if (this.closed) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `connection to ${this.address} is closed`));
-    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method];
-    assert(typeof fn === "function", `broker service has no method ${method}`);
-    const where = `${method} to ${this.address}`;
-    return new Promise<T>((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: cancelled before it was sent`));
-        return;
-      }
-      const call = fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + options.timeoutMs }, (err, res) => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (err) reject(fromServiceError(err, where));
-        else resolve(res as T);
-      });
-      const onAbort = (): void => call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return unaryCall<T>({ client: this.client, service: "broker", address: this.address, method, req, options });
   }
+}
+
+/**
+ * One unary gRPC call with a deadline and an abort signal; gRPC errors become
+ * FlotillaErrors (the gRPC error kept as `cause`). Shared by every client connection.
+ */
+export function unaryCall<T>(call: { client: grpc.Client; service: string; address: string; method: string; req: unknown; options: CallOptions }): Promise<T> {
+  const { client, service, address, method, req, options } = call;
+  const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+  assert(typeof fn === "function", `${service} service has no method ${method}`);
+  const where = `${method} to ${address}`;
+  return new Promise<T>((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: cancelled before it was sent`));
+      return;
+    }
+    const pending = fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + options.timeoutMs }, (err, res) => {
+      options.signal?.removeEventListener("abort", onAbort);
+      if (err) reject(fromServiceError(err, where));
+      else resolve(res as T);
+    });
+    const onAbort = (): void => pending.cancel();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 // Compile-time check that the connection covers the whole broker API.

@@ -1,10 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
-import { FlotillaError, assert } from "@flotilla/common";
+import { FlotillaError } from "@flotilla/common";
 import {
   GRPC_CHANNEL_OPTIONS,
   GROUP_PROTO,
   GROUP_SERVICE,
-  fromServiceError,
   serviceClientCtor,
   type DeleteGroupsRequest,
   type DeleteGroupsResponse,
@@ -28,9 +27,8 @@ import {
   type SyncGroupRequest,
   type SyncGroupResponse,
 } from "@flotilla/protocol";
-import type { CallOptions } from "../connection.js";
+import { unaryCall, type CallOptions } from "../connection.js";
 
-type UnaryMethod = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
 
 /**
  * One gRPC client of the GroupCoordinator service (group.proto) at one broker address.
@@ -89,22 +87,7 @@ export class CoordinatorConnection {
 
   private unary<T>(method: string, req: unknown, options: CallOptions): Promise<T> {
     if (this.closed) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `connection to ${this.address} is closed`));
-    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method];
-    assert(typeof fn === "function", `group coordinator service has no method ${method}`);
-    const where = `${method} to ${this.address}`;
-    return new Promise<T>((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: cancelled before it was sent`));
-        return;
-      }
-      const call = fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + options.timeoutMs }, (err, res) => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (err) reject(fromServiceError(err, where));
-        else resolve(res as T);
-      });
-      const onAbort = (): void => call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return unaryCall<T>({ client: this.client, service: "group coordinator", address: this.address, method, req, options });
   }
 }
 
