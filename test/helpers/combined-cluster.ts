@@ -27,6 +27,10 @@ export interface CombinedClusterOptions {
   nodes: number;
   /** Extra `key=value` server properties, applied after the defaults here. */
   overrides?: readonly string[];
+  /** Node `id`'s listener address (default 127.0.0.1 for all), e.g. its network namespace's. */
+  host?: (id: number) => string;
+  /** A command prefix that runs node `id` (see StartOptions.wrap), e.g. `ip netns exec <ns>`. */
+  wrap?: (id: number) => readonly string[];
 }
 
 export interface CombinedCluster {
@@ -62,8 +66,9 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
   const clientPorts = ports.slice(0, options.nodes);
   const controllerPorts = ports.slice(options.nodes);
   const procs = new Map<number, ChildHandle>();
-  const voters = nodeIds.map((id, i) => `${id}@127.0.0.1:${controllerPorts[i]}`).join(",");
-  const address = (id: number): string => `127.0.0.1:${clientPorts[id - 1]}`;
+  const hostOf = options.host ?? ((): string => "127.0.0.1");
+  const voters = nodeIds.map((id, i) => `${id}@${hostOf(id)}:${controllerPorts[i]}`).join(",");
+  const address = (id: number): string => `${hostOf(id)}:${clientPorts[id - 1]}`;
   const logDirOf = (id: number): string => path.join(dataDir, `node-${id}`);
   const isRunning = (id: number): boolean => procs.get(id)?.isRunning() ?? false;
 
@@ -79,7 +84,7 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
           `node.id=${id}`,
           "process.roles=broker,controller",
           `controller.quorum.voters=${voters}`,
-          `listeners=PLAINTEXT://127.0.0.1:${clientPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
+          `listeners=PLAINTEXT://${hostOf(id)}:${clientPorts[i]},CONTROLLER://${hostOf(id)}:${controllerPorts[i]}`,
           `log.dirs=${logDirOf(id)}`,
           "broker.session.timeout.ms=3000",
           "broker.heartbeat.interval.ms=300",
@@ -93,6 +98,7 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
       readyLine: /"event":"ready"/,
       // A loaded 2-core machine starts tsx slowly.
       readyTimeoutMs: 60_000,
+      ...(options.wrap ? { wrap: options.wrap(id) } : {}),
     });
     procs.set(id, child);
     return child;

@@ -43,6 +43,11 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Where stderr files go. Default: $TMPDIR/flotilla-test-logs. */
   logDir?: string;
+  /**
+   * A command prefix that execs the node process, e.g. `["ip", "netns", "exec", "fl-1"]`. It must
+   * exec (not fork) so the child's pid stays the node's pid for signals.
+   */
+  wrap?: readonly string[];
 }
 
 export interface ExitStatus {
@@ -126,7 +131,8 @@ export async function startTsProcess(options: StartOptions): Promise<ChildHandle
   }
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ["--import", "tsx", entry, ...(options.args ?? [])], {
+    const command = [...(options.wrap ?? []), process.execPath, "--import", "tsx", entry, ...(options.args ?? [])];
+    child = spawn(command[0]!, command.slice(1), {
       cwd: REPO_ROOT,
       env,
       stdio: ["ignore", "pipe", stderrFd],
