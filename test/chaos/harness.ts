@@ -8,7 +8,9 @@
  *   kill-controller kill -9 of the active controller (the Raft leader, from Metadata)
  *   pause           SIGSTOP of a random node, SIGCONT after the fault time
  *   rolling-restart SIGTERM (controlled shutdown) and restart of each node in turn
- * Network partitions (network namespaces, as root) are not implemented.
+ *   partition-leader  only with `netns: true` (root): each node runs in its own network namespace
+ *                   (netns.ts) and the leader of a random partition has its link downed for
+ *                   longer than the session timeout, then healed
  *
  * Faults never overlap: after each one heals, the nemesis waits (bounded) for every replica to
  * be back in the ISR, so at most one of three nodes is ever down and acks=all stays possible.
@@ -23,14 +25,18 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { assert } from "../../packages/common/src/errors.js";
 import { SeededRandom } from "../../packages/common/src/time.js";
 import { createLogger } from "../../packages/common/src/logger.js";
 import { Admin, Consumer, GroupConsumer, Producer } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
+import { createNetns, type Netns } from "./netns.js";
 import { check, type CheckReport, type History, type ReadRecord, type ReplicaLog, type SendEvent } from "./checker.js";
 
-export type NemesisKind = "kill-random" | "kill-leader" | "kill-controller" | "pause" | "rolling-restart";
+export type NemesisKind = "kill-random" | "kill-leader" | "kill-controller" | "pause" | "rolling-restart" | "partition-leader";
 export const NEMESIS_KINDS: readonly NemesisKind[] = ["kill-random", "kill-leader", "kill-controller", "pause", "rolling-restart"];
+/** The kinds when the nodes run in network namespaces (ChaosOptions.netns). */
+export const NETNS_NEMESIS_KINDS: readonly NemesisKind[] = [...NEMESIS_KINDS, "partition-leader"];
 
 export interface ChaosOptions {
   /** Used in process and directory names. */
@@ -49,6 +55,8 @@ export interface ChaosOptions {
   unavailabilityThresholdMs?: number;
   /** Where to write `<stem>.json` and `<stem>.md`; no files when undefined. */
   reportPath?: string;
+  /** Run each node in its own network namespace (root only), enabling partition-leader. */
+  netns?: boolean;
 }
 
 export interface NemesisEvent {
@@ -99,11 +107,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const partitions = options.partitions ?? 3;
   const keys = options.keys ?? 30;
   const producerCount = options.producers ?? 2;
-  const kinds = options.kinds ?? NEMESIS_KINDS;
+  // A partition needs the namespaces; without them the kind is skipped.
+  const kinds = (options.kinds ?? (options.netns ? NETNS_NEMESIS_KINDS : NEMESIS_KINDS)).filter((k) => options.netns || k !== "partition-leader");
+  if (kinds.length === 0) throw new Error("no nemesis kind left to run (partition-leader needs netns: true)");
   const paused = new Set<number>();
   let cluster: CombinedCluster | undefined;
+  let netns: Netns | undefined;
   try {
-    cluster = await startCombinedCluster({ name: `chaos-${options.name}`, nodes: 3, overrides: ["offsets.topic.replication.factor=3"] });
+    netns = options.netns ? createNetns({ nodes: 3 }) : undefined;
+    const namespaces = netns;
+    cluster = await startCombinedCluster({
+      name: `chaos-${options.name}`,
+      nodes: 3,
+      overrides: ["offsets.topic.replication.factor=3"],
+      ...(namespaces ? { host: (id: number) => namespaces.address(id), wrap: (id: number) => namespaces.wrap(id) } : {}),
+    });
     const c = cluster;
     const admin = new Admin({ bootstrapServers: c.bootstrap(), defaultApiTimeoutMs: 20_000 });
     try {
@@ -220,6 +238,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleep(holdMs);
         process.kill(pid, "SIGCONT");
         paused.delete(pid);
+      } else if (kind === "partition-leader") {
+        assert(namespaces, "partition-leader runs only with network namespaces");
+        const partition = rng.int(0, partitions);
+        const t = await c.describeTopic(TOPIC);
+        const leader = t.partitions.find((p) => p.partition === partition)?.leader ?? -1;
+        const id = leader > 0 ? leader : rng.pick(c.nodeIds);
+        // Longer than broker.session.timeout.ms (3 s), so the controller fences it and moves leadership.
+        const isolateMs = holdMs + 3_000;
+        nodes = [id];
+        target = `leader of partition ${partition}`;
+        log.info({ event: "nemesis", kind, node: id, target, holdMs: isolateMs }, "link down");
+        namespaces.isolate(id);
+        await sleep(isolateMs);
+        namespaces.heal();
       } else {
         target = "every node in turn";
         for (const id of c.nodeIds) {
@@ -240,6 +272,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Heal and settle: every node running and in every ISR.
     for (const pid of paused) process.kill(pid, "SIGCONT");
     paused.clear();
+    netns?.heal();
     for (const id of c.nodeIds) if (!c.isRunning(id)) await c.start(id);
     await c.waitFor("full ISRs after the run", fullIsr, FULL_ISR_WAIT_MS);
     stopping = true;
@@ -287,7 +320,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         // Already gone.
       }
     }
-    await cluster?.destroy();
+    try {
+      await cluster?.destroy();
+    } finally {
+      netns?.destroy();
+    }
   }
 }
 
