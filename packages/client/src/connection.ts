@@ -135,15 +135,15 @@ export function parseBootstrapServers(value: string | readonly string[]): string
   return parts;
 }
 
-/** One connection per address, created on first use and reused. */
-export class ConnectionPool {
-  private readonly connections = new Map<string, BrokerConnection>();
-  constructor(private readonly clientId: string) {}
+/** One connection per address, created on first use and reused; closeAll closes them all. */
+export class AddressPool<C extends { close(): void }> {
+  private readonly connections = new Map<string, C>();
+  constructor(private readonly create: (address: string) => C) {}
 
-  get(address: string): BrokerConnection {
+  get(address: string): C {
     let c = this.connections.get(address);
     if (!c) {
-      c = new BrokerConnection(address, this.clientId);
+      c = this.create(address);
       this.connections.set(address, c);
     }
     return c;
@@ -152,5 +152,12 @@ export class ConnectionPool {
   closeAll(): void {
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
+  }
+}
+
+/** Broker connections by address. */
+export class ConnectionPool extends AddressPool<BrokerConnection> {
+  constructor(clientId: string) {
+    super((address) => new BrokerConnection(address, clientId));
   }
 }

@@ -27,7 +27,7 @@ import {
   type SyncGroupRequest,
   type SyncGroupResponse,
 } from "@flotilla/protocol";
-import { unaryCall, type CallOptions } from "../connection.js";
+import { AddressPool, unaryCall, type CallOptions } from "../connection.js";
 
 
 /**
@@ -97,20 +97,9 @@ const _covers: (c: CoordinatorConnection) => _CoversApi = (c) => c;
 void _covers;
 
 /** One coordinator connection per address, created on first use. */
-export class CoordinatorPool {
-  private readonly connections = new Map<string, CoordinatorConnection>();
-  constructor(private readonly clientId: string) {}
-  get(address: string): CoordinatorConnection {
-    let c = this.connections.get(address);
-    if (!c) {
-      c = new CoordinatorConnection(address, this.clientId);
-      this.connections.set(address, c);
-    }
-    return c;
-  }
-  closeAll(): void {
-    for (const c of this.connections.values()) c.close();
-    this.connections.clear();
+export class CoordinatorPool extends AddressPool<CoordinatorConnection> {
+  constructor(clientId: string) {
+    super((address) => new CoordinatorConnection(address, clientId));
   }
 }
 
