@@ -1,0 +1,3 @@
+// Placeholder until the group handlers land; see ../handler.ts.
+import type { KafkaHandlerFactory } from "../handler.js";
+export const groupHandlers: KafkaHandlerFactory = () => [];

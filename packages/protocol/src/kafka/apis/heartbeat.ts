@@ -1,0 +1,2 @@
+// Placeholder until this API's codec lands; see ../api.ts.
+export {};

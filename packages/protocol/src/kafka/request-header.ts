@@ -1,0 +1,2 @@
+// Placeholder until the request header codec lands.
+export {};
