@@ -1,6 +1,7 @@
 /** The Apache Kafka wire protocol: primitives, request header and one codec per served API. */
 export * from "./wire.js";
 export * from "./api.js";
+export * from "./errors.js";
 export * from "./request-header.js";
 export * from "./apis/api-versions.js";
 export * from "./apis/produce.js";

@@ -45,3 +45,16 @@ describe("Kafka wire primitives", () => {
     expect(() => new KafkaReader(huge.toBuffer()).int64("offset")).toThrowError(/offset .* outside/);
   });
 });
+
+import { kafkaCodeOf, kafkaCodeOfError } from "./errors.js";
+describe("Kafka error codes", () => {
+  it("passes Kafka codes through and maps Flotilla's own codes to Kafka's", () => {
+    expect(kafkaCodeOf(6)).toBe(6);
+    expect(kafkaCodeOf(1000)).toBe(2);
+    expect(kafkaCodeOf(1002)).toBe(56);
+    expect(kafkaCodeOf(1003)).toBe(6);
+    expect(kafkaCodeOf(4242)).toBe(-1);
+    expect(kafkaCodeOfError(new FlotillaError("NOT_COORDINATOR"))).toBe(16);
+    expect(kafkaCodeOfError(new Error("boom"))).toBe(-1);
+  });
+});
