@@ -1,0 +1,216 @@
+/**
+ * kafkajs (a real, unmodified Kafka client) against a 3-node Flotilla cluster over the Kafka
+ * wire protocol on the brokers' ordinary client port:
+ * - the admin creates a topic (partitions, replication factor, a config entry), lists it and
+ *   fetches its metadata; leaders are spread over the nodes, so the producer below must
+ *   route each partition's batch to its own leader from the Metadata answer;
+ * - the producer sends keyed records with headers with acks -1, with acks 1 and as a gzip
+ *   batch; a consumer group reads every record back with its key, value, headers, timestamp
+ *   and offset intact, and each key sits in the partition Kafka's murmur2 partitioner names.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CompressionTypes, ConfigResourceTypes, Partitioners, type IHeaders, type Kafka, type RecordMetadata } from "kafkajs";
+import { partitionForKey } from "../../packages/protocol/src/index.js";
+import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
+import { consumeWithKafkajs, newKafkajs } from "./helpers.js";
+
+const PARTITIONS = 3;
+const REPLICATION_FACTOR = 3;
+
+let cluster: CombinedCluster | undefined;
+let kafka: Kafka;
+
+beforeAll(async () => {
+  cluster = await startCombinedCluster({ name: "kafkajs", nodes: 3 });
+  kafka = newKafkajs(cluster.bootstrap(), "flotilla-kafkajs-test");
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+}, 60_000);
+
+function theCluster(): CombinedCluster {
+  if (!cluster) throw new Error("cluster did not start");
+  return cluster;
+}
+
+async function createTopicWithKafkajs(topic: string): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await admin.createTopics({
+      waitForLeaders: true,
+      timeout: 30_000,
+      topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: REPLICATION_FACTOR, configEntries: [{ name: "retention.ms", value: "3600000" }] }],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe("kafkajs against a 3-node Flotilla cluster", () => {
+  it("admin creates a topic with partitions, replication factor and a config entry, then lists, describes and reads its config", async () => {
+    const c = theCluster();
+    const topic = "kafkajs-admin";
+    expect(await createTopicWithKafkajs(topic)).toBe(true);
+    // kafkajs answers false (not an error) for a topic that already exists.
+    expect(await createTopicWithKafkajs(topic)).toBe(false);
+
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      expect(await admin.listTopics()).toContain(topic);
+
+      // The ISR fills as followers catch up; the metadata must show all three replicas in it soon.
+      const meta = await c.waitFor(
+        "every replica in the ISR",
+        async () => {
+          const m = await admin.fetchTopicMetadata({ topics: [topic] });
+          const t = m.topics[0];
+          return t && t.partitions.every((p) => p.isr.length === REPLICATION_FACTOR) ? t : undefined;
+        },
+        30_000,
+      );
+      expect(meta.name).toBe(topic);
+      const partitions = [...meta.partitions].sort((a, b) => a.partitionId - b.partitionId);
+      expect(partitions.map((p) => p.partitionId)).toEqual([0, 1, 2]);
+      for (const p of partitions) {
+        expect(p.partitionErrorCode).toBe(0);
+        expect([...p.replicas].sort()).toEqual([1, 2, 3]);
+        expect(p.replicas).toContain(p.leader);
+      }
+      // Placement spreads leaders over the brokers, so clients must route by partition.
+      expect(new Set(partitions.map((p) => p.leader)).size).toBeGreaterThan(1);
+
+      // The same topic as the gRPC side sees it: same leaders, same factor, the config entry applied.
+      const described = await c.describeTopic(topic);
+      expect(described.replicationFactor).toBe(REPLICATION_FACTOR);
+      expect(described.configs["retention.ms"]).toBe("3600000");
+      expect(described.partitions.map((p) => p.leader)).toEqual(partitions.map((p) => p.leader));
+
+      const configs = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["retention.ms"] }],
+      });
+      const resource = configs.resources[0];
+      expect(resource?.errorCode).toBe(0);
+      expect(resource?.configEntries.find((e) => e.configName === "retention.ms")?.configValue).toBe("3600000");
+    } finally {
+      await admin.disconnect();
+    }
+  }, 120_000);
+
+  it("producer sends keyed records with headers (acks -1, acks 1, a gzip batch) and a consumer group reads them back intact", async () => {
+    const topic = "kafkajs-roundtrip";
+    expect(await createTopicWithKafkajs(topic)).toBe(true);
+
+    interface Sent {
+      id: string;
+      send: number;
+      key: Buffer | null;
+      value: Buffer | null;
+      headers: Record<string, Buffer>;
+      timestamp: string;
+    }
+    const baseTimestampMs = Date.now() - 60_000;
+    const sent: Sent[] = [];
+    const make = (send: number, i: number, key: string | null, value: string | Buffer | null, extra: Record<string, Buffer> = {}): Sent => {
+      const id = `${send}-${i}`;
+      const s: Sent = {
+        id,
+        send,
+        key: key === null ? null : Buffer.from(key, "utf8"),
+        value: value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value, "utf8"),
+        headers: { id: Buffer.from(id), ...extra },
+        timestamp: String(baseTimestampMs + send * 1000 + i),
+      };
+      sent.push(s);
+      return s;
+    };
+    const sends: { acks: number; compression: CompressionTypes; messages: Sent[] }[] = [
+      {
+        acks: -1,
+        compression: CompressionTypes.None,
+        messages: Array.from({ length: 12 }, (_, i) => make(0, i, `key-${i}`, `value ${i} ✓`, { source: Buffer.from("acks-all") })),
+      },
+      {
+        acks: 1,
+        compression: CompressionTypes.None,
+        messages: [
+          ...Array.from({ length: 10 }, (_, i) => make(1, i, `leader-only-${i}`, Buffer.from([0, 1, 2, 0xff, 0xfe, i]), { bin: Buffer.from([0xc3, 0x28, 0x00, i]) })),
+          make(1, 10, null, "no key"),
+          make(1, 11, "tombstone", null),
+          make(1, 12, "", ""),
+        ],
+      },
+      {
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        messages: Array.from({ length: 30 }, (_, i) => make(2, i, `gz-${i % 4}`, `compressible ${"abc".repeat(50)} ${i}`, { codec: Buffer.from("gzip") })),
+      },
+    ];
+
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await producer.connect();
+    const acked: RecordMetadata[][] = [];
+    try {
+      for (const s of sends) {
+        acked.push(
+          await producer.send({
+            topic,
+            acks: s.acks,
+            compression: s.compression,
+            timeout: 30_000,
+            messages: s.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers as IHeaders, timestamp: m.timestamp })),
+          }),
+        );
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    for (const metas of acked) for (const m of metas) expect(m.errorCode).toBe(0);
+
+    const consumed = await consumeWithKafkajs(kafka, { topic, groupId: "kafkajs-roundtrip-readers", count: sent.length, timeoutMs: 60_000 });
+    const byId = new Map(consumed.map((c) => [c.message.headers?.id?.toString(), c]));
+    expect(byId.size).toBe(sent.length);
+
+    for (const s of sent) {
+      const got = byId.get(s.id);
+      expect(got, `record ${s.id}`).toBeDefined();
+      if (!got) continue;
+      expect(got.topic).toBe(topic);
+      expect(got.message.key, `key of ${s.id}`).toEqual(s.key);
+      expect(got.message.value, `value of ${s.id}`).toEqual(s.value);
+      expect(got.message.timestamp, `timestamp of ${s.id}`).toBe(s.timestamp);
+      expect(got.message.headers, `headers of ${s.id}`).toEqual(s.headers);
+      // Kafka's murmur2 partitioner (kafkajs's DefaultPartitioner) placed every keyed record.
+      if (s.key !== null) expect(got.partition, `partition of ${s.id}`).toBe(partitionForKey(s.key, PARTITIONS));
+    }
+
+    // Offsets: within one send, the records of a partition sit at the acknowledged base
+    // offset and after it, in send order.
+    sends.forEach((s, sendIndex) => {
+      for (const meta of acked[sendIndex] ?? []) {
+        const inPartition = s.messages.filter((m) => byId.get(m.id)?.partition === meta.partition);
+        expect(inPartition.length).toBeGreaterThan(0);
+        const offsets = inPartition.map((m) => Number(byId.get(m.id)?.message.offset));
+        const base = Number(meta.baseOffset);
+        expect(offsets, `offsets of send ${sendIndex} in partition ${meta.partition}`).toEqual(inPartition.map((_, i) => base + i));
+      }
+      const partitionsAcked = new Set((acked[sendIndex] ?? []).map((m) => m.partition));
+      for (const m of s.messages) expect(partitionsAcked.has(byId.get(m.id)?.partition ?? -1)).toBe(true);
+    });
+
+    // ListOffsets through the admin agrees: every partition's high watermark counts its records.
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      const total = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+      expect(total).toBe(sent.length);
+      for (const o of offsets) expect(Number(o.high)).toBe(consumed.filter((c) => c.partition === o.partition).length);
+    } finally {
+      await admin.disconnect();
+    }
+  }, 180_000);
+});
