@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { KafkaReader, KafkaWriter } from "../wire.js";
-import { AUTHORIZED_OPERATIONS_OMITTED, describeGroupsApi, type KafkaDescribeGroupsResponse } from "./describe-groups.js";
+import { KAFKA_AUTHORIZED_OPERATIONS_OMITTED } from "./metadata.js";
+import { describeGroupsApi, type KafkaDescribeGroupsResponse } from "./describe-groups.js";
 
 describe("DescribeGroups codec", () => {
   it.each([0, 1, 2, 3, 4])("reads a v%i request", (version) => {
@@ -22,7 +23,7 @@ describe("DescribeGroups codec", () => {
           protocolType: "consumer",
           protocolData: "range",
           members: [{ memberId: "m-1", groupInstanceId: "inst", clientId: "c", clientHost: "/127.0.0.1", memberMetadata: Buffer.from([1]), memberAssignment: Buffer.from([2, 3]) }],
-          authorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
+          authorizedOperations: KAFKA_AUTHORIZED_OPERATIONS_OMITTED,
         },
       ],
     };

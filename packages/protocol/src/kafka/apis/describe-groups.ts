@@ -1,5 +1,6 @@
 import type { KafkaApiSpec } from "../api.js";
 import { ApiKey } from "../api.js";
+import { KAFKA_AUTHORIZED_OPERATIONS_OMITTED } from "./metadata.js";
 import type { KafkaReader, KafkaWriter } from "../wire.js";
 
 /**
@@ -16,7 +17,7 @@ import type { KafkaReader, KafkaWriter } from "../wire.js";
  *                  authorized_operations:INT32 (v3+)]
  *
  * authorized_operations is a bit set of ACL operations (bit n = operation code n);
- * INT32 min (-2^31) means "not requested".
+ * INT32 min (-2^31, KAFKA_AUTHORIZED_OPERATIONS_OMITTED) means "not requested".
  */
 export interface KafkaDescribeGroupsRequest {
   groups: string[];
@@ -47,9 +48,6 @@ export interface KafkaDescribeGroupsResponse {
   groups: KafkaDescribedGroup[];
 }
 
-/** authorized_operations when the client did not ask for them (Kafka's Integer.MIN_VALUE). */
-export const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
-
 export const describeGroupsApi: KafkaApiSpec<KafkaDescribeGroupsRequest, KafkaDescribeGroupsResponse> = {
   apiKey: ApiKey.DescribeGroups,
   name: "DescribeGroups",
@@ -75,7 +73,7 @@ export const describeGroupsApi: KafkaApiSpec<KafkaDescribeGroupsRequest, KafkaDe
   errorResponse(req: KafkaDescribeGroupsRequest, _version: number, errorCode: number, _errorMessage: string): KafkaDescribeGroupsResponse {
     return {
       throttleTimeMs: 0,
-      groups: req.groups.map((groupId) => ({ errorCode, groupId, groupState: "", protocolType: "", protocolData: "", members: [], authorizedOperations: AUTHORIZED_OPERATIONS_OMITTED })),
+      groups: req.groups.map((groupId) => ({ errorCode, groupId, groupState: "", protocolType: "", protocolData: "", members: [], authorizedOperations: KAFKA_AUTHORIZED_OPERATIONS_OMITTED })),
     };
   },
 };
