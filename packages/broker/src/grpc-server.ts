@@ -4,11 +4,13 @@
  * request that fails as a whole becomes a gRPC status via toServiceError, the one place
  * errors cross to gRPC.
  */
+import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type CreatePartitionsRequest, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
 import { groupServiceDefinition, groupServiceHandlers } from "./group/grpc.js";
+import { KafkaListener, sniffProtocol, type KafkaListenerSettings } from "./kafka/listener.js";
 
 export interface BrokerGrpcServer {
   /** The port bound (the real one when 0 was asked for). */
@@ -61,33 +63,124 @@ export function bindAddress(host: string, port: number): string {
   return h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
-export async function startBrokerGrpcServer(options: { api: BrokerApi & Partial<ReplicationApi>; groups?: GroupCoordinatorApi; host: string; port: number; logger: Logger }): Promise<BrokerGrpcServer> {
+/** How long a new connection may take to send the bytes that tell gRPC from Kafka. */
+export const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
+export interface BrokerGrpcServerOptions {
+  api: BrokerApi & Partial<ReplicationApi>;
+  groups?: GroupCoordinatorApi;
+  host: string;
+  port: number;
+  logger: Logger;
+  /** Serve the Kafka protocol on the same port (connections not starting with the HTTP/2 preface); absent = such connections are closed. */
+  kafka?: KafkaListenerSettings;
+  /** Bound on the wait for a connection's first bytes (default FIRST_BYTES_TIMEOUT_MS). */
+  firstBytesTimeoutMs?: number;
+}
+
+/**
+ * Serves the broker's gRPC services, and the Kafka protocol when `kafka` is given, on one
+ * port. This function owns the listening socket: each accepted connection is routed by its
+ * first bytes (./kafka/listener.ts sniffProtocol): the HTTP/2 client preface goes to
+ * grpc-js through its connection injector (the bytes read are pushed back first), anything
+ * else is a Kafka connection. A connection that says nothing for `firstBytesTimeoutMs` is
+ * closed.
+ */
+export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): Promise<BrokerGrpcServer> {
+  const { logger } = options;
   const server = new grpc.Server(GRPC_CHANNEL_OPTIONS);
   const ctor = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE);
-  server.addService(ctor.service, brokerServiceHandlers(options.api, options.logger));
-  if (options.groups) server.addService(groupServiceDefinition(), groupServiceHandlers(options.groups, options.logger));
-  const address = bindAddress(options.host, options.port);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
-      if (err) reject(new FlotillaError("BROKER_NOT_AVAILABLE", `cannot listen on ${address}: ${err.message}`, { cause: err }));
-      else resolve(boundPort);
+  server.addService(ctor.service, brokerServiceHandlers(options.api, logger));
+  if (options.groups) server.addService(groupServiceDefinition(), groupServiceHandlers(options.groups, logger));
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const kafka = options.kafka ? KafkaListener.forBroker(options.kafka) : undefined;
+  const firstBytesTimeoutMs = options.firstBytesTimeoutMs ?? FIRST_BYTES_TIMEOUT_MS;
+  /** Every accepted socket until it closes, so close() can end them all. */
+  const sockets = new Set<net.Socket>();
+  let stopping = false;
+
+  const route = async (socket: net.Socket): Promise<void> => {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const sniffed = await sniffProtocol(socket, firstBytesTimeoutMs);
+    if (stopping || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    if (sniffed.protocol === "none") {
+      if (sniffed.reason === "timeout") logger.debug({ peer, firstBytesTimeoutMs }, "connection sent nothing in time; closing it");
+      socket.destroy();
+      return;
+    }
+    if (sniffed.protocol === "grpc") {
+      // Node's HTTP/2 session reads bytes already buffered in the socket (the unshifted
+      // preface) and then takes over the socket's handle: do not resume the JS stream.
+      socket.unshift(sniffed.bytes);
+      injector.injectConnection(socket);
+      return;
+    }
+    if (!kafka) {
+      logger.warn({ peer }, "connection is not gRPC and this server has no Kafka listener; closing it");
+      socket.destroy();
+      return;
+    }
+    kafka.accept(socket, sniffed.bytes);
+    socket.resume();
+  };
+
+  const netServer = net.createServer({ noDelay: true }, (socket) => {
+    if (stopping) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    // Without a listener an 'error' event would end the process; the protocol's own listeners log what matters.
+    socket.on("error", (err) => logger.debug({ err: err.message }, "client connection error"));
+    route(socket).catch((err: unknown) => {
+      logger.error({ err }, "cannot route a new connection; closing it");
+      socket.destroy();
     });
   });
+  const listenHost = options.host === "" ? "0.0.0.0" : options.host;
+  const address = bindAddress(options.host, options.port);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(new FlotillaError("BROKER_NOT_AVAILABLE", `cannot listen on ${address}: ${err.message}`, { cause: err }));
+    netServer.once("error", onError);
+    netServer.listen({ host: listenHost, port: options.port }, () => {
+      netServer.off("error", onError);
+      resolve();
+    });
+  });
+  netServer.on("error", (err) => logger.error({ err }, "client listener error"));
+  const bound = netServer.address();
+  const port = typeof bound === "object" && bound !== null ? bound.port : options.port;
+  logger.debug({ address: bindAddress(options.host, port), kafka: kafka !== undefined }, "client listener bound (gRPC and Kafka routed by first bytes)");
+
   let closing: Promise<void> | undefined;
   return {
     port,
     close(graceMs = 5000) {
-      closing ??= new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          options.logger.warn({ graceMs }, "calls still in flight after the grace period; cancelling them");
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
+      closing ??= (async () => {
+        stopping = true;
+        const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+        // Kafka has no graceful drain: clients reconnect elsewhere, as after a broker restart.
+        kafka?.close();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            logger.warn({ graceMs }, "calls still in flight after the grace period; cancelling them");
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
-      });
+        injector.destroy();
+        for (const s of sockets) s.destroy();
+        sockets.clear();
+        await listenerClosed;
+      })();
       return closing;
     },
   };

@@ -49,6 +49,7 @@ import { LogManager } from "@flotilla/storage";
 import { Broker } from "./broker.js";
 import { advertisedHost, clientListener, controllerListener, type ServerConfig } from "./config.js";
 import { bindAddress, startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
+import { kafkaBrokerConfigs } from "./kafka/index.js";
 import { FetchedMetadataLog } from "./metadata-fetcher.js";
 import { NodeStatus, createNodeMetrics, startHttpAdmin, type Readiness } from "./http-admin.js";
 import { startGroupCoordinator } from "./group/start.js";
@@ -266,7 +267,16 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     });
     const groups = startGroupCoordinator({ nodeId: config.nodeId, listenerName: listener.name, config: config.groups, metadata: controller, replicas, clock, logger });
     cleanups.push(() => groups.close());
-    const server: BrokerGrpcServer = await startBrokerGrpcServer({ api: metrics.instrument(broker), groups, host: listener.host, port: listener.port, logger: logger.child({ component: "grpc" }) });
+    const instrumented = metrics.instrument(broker);
+    const server: BrokerGrpcServer = await startBrokerGrpcServer({
+      api: instrumented,
+      groups,
+      host: listener.host,
+      port: listener.port,
+      logger: logger.child({ component: "grpc" }),
+      // The Kafka protocol on the same port, routed by each connection's first bytes.
+      kafka: { broker: instrumented, groups, brokerConfigs: () => kafkaBrokerConfigs(config), nodeId: config.nodeId, logger: logger.child({ component: "kafka" }) },
+    });
     cleanups.push(async () => {
       replicas.beginShutdown();
       await server.close(SHUTDOWN_GRACE_MS);
