@@ -154,7 +154,7 @@ describe("Kafka data-path handlers on a combined node", () => {
     expect(tx.topics[0]!.partitions[0]!.errorCode).toBe(42);
     expect(tx.topics[0]!.partitions[0]!.errorMessage).toMatch(/transactional/);
     const corrupt = encodeBatch([{ key: null, value: enc("x"), timestamp: 1 }]);
-    corrupt[corrupt.length - 1] ^= 0xff;
+    corrupt.writeUInt8(corrupt.readUInt8(corrupt.length - 1) ^ 0xff, corrupt.length - 1);
     expect((await produce(0, corrupt))!.topics[0]!.partitions[0]!.errorCode).toBe(2); // CORRUPT_MESSAGE
     expect((await produce(7, encodeBatch([{ key: null, value: enc("x"), timestamp: 1 }])))!.topics[0]!.partitions[0]!.errorCode).toBe(3);
     expect((await produce(0, null))!.topics[0]!.partitions[0]!.errorCode).not.toBe(0);
