@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { consumeCommand } from "./commands/consume.js";
 import { groupsCommand } from "./commands/groups.js";
+import { perfCommand } from "./commands/perf.js";
 import { produceCommand } from "./commands/produce.js";
 import { clusterCommand } from "./commands/cluster.js";
 import { serverCommand } from "./commands/server.js";
@@ -21,6 +22,7 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(consumeCommand(io));
   program.addCommand(clusterCommand(io));
   program.addCommand(groupsCommand(io));
+  program.addCommand(perfCommand(io));
   // Usage errors are thrown (exitOverride) instead of exiting inside commander, and their
   // text goes to stderr; every subcommand inherits both settings.
   const configure = (cmd: Command): void => {

@@ -265,6 +265,7 @@ export function formatProduceLine(t: ThroughputFigures, l: LatencySummary, verb 
 }
 
 /** Kafka-style progress line for one window. */
-export function formatWindowLine(w: WindowReport, verb = "sent"): string {
-  return `${w.records} records ${verb}, ${fmt(w.recordsPerSec, 1)} records/sec (${fmt(w.mbPerSec, 2)} MB/sec), ${fmt(w.avgLatencyMs, 2)} ms avg latency, ${fmt(w.maxLatencyMs, 2)} ms max latency.`;
+export function formatWindowLine(w: WindowReport, verb = "sent", withLatency = true): string {
+  const rates = `${w.records} records ${verb}, ${fmt(w.recordsPerSec, 1)} records/sec (${fmt(w.mbPerSec, 2)} MB/sec)`;
+  return withLatency ? `${rates}, ${fmt(w.avgLatencyMs, 2)} ms avg latency, ${fmt(w.maxLatencyMs, 2)} ms max latency.` : `${rates}.`;
 }
