@@ -11,6 +11,7 @@
  * consumer started here is disconnected before the helper returns, whether it succeeded or not.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import { Kafka, logLevel, type KafkaMessage, type logCreator } from "kafkajs";
 
 export interface KcatResult {
@@ -184,4 +185,56 @@ export async function consumeWithKafkajs(
     clearTimeout(timer);
     await consumer.disconnect().catch(() => undefined);
   }
+}
+
+/** One row of the API table in docs/KAFKA.md. */
+export interface KafkaDocRow {
+  name: string;
+  key: number;
+  min: number;
+  max: number;
+  /** The version kafkajs uses against Flotilla. */
+  kafkajs: number;
+  /** The version kcat (librdkafka) was seen sending, or undefined ("–") for APIs kcat never sends. */
+  kcat: number | undefined;
+}
+
+/** Reads the table between the kafka-api-table markers of docs/KAFKA.md. */
+export function readKafkaDocTable(docPath: string): KafkaDocRow[] {
+  const text = fs.readFileSync(docPath, "utf8");
+  const begin = text.indexOf("<!-- kafka-api-table:begin -->");
+  const end = text.indexOf("<!-- kafka-api-table:end -->");
+  if (begin < 0 || end < begin) throw new Error(`${docPath} lacks the kafka-api-table markers`);
+  const rows = text
+    .slice(begin, end)
+    .split("\n")
+    .filter((l) => l.startsWith("|"))
+    .slice(2); // header and separator
+  return rows.map((line) => {
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
+    if (cells.length !== 6) throw new Error(`${docPath}: table row has ${cells.length} cells, expected 6: ${line}`);
+    const [name, key, min, max, kafkajs, kcat] = cells as [string, string, string, string, string, string];
+    const int = (s: string, what: string): number => {
+      if (!/^\d+$/.test(s)) throw new Error(`${docPath}: ${what} of ${name} is "${s}", not a version number`);
+      return Number(s);
+    };
+    return { name, key: int(key, "key"), min: int(min, "min"), max: int(max, "max"), kafkajs: int(kafkajs, "kafkajs"), kcat: kcat === "–" ? undefined : int(kcat, "kcat") };
+  });
+}
+
+/**
+ * The highest version of each API librdkafka sent, from `-d protocol` debug output
+ * ("Sent ProduceRequest (v7, ..."), keyed by Kafka's API name (librdkafka says
+ * "ApiVersion" for ApiVersions).
+ */
+export function kcatSentVersions(debugOutput: string): Map<string, number> {
+  const sent = new Map<string, number>();
+  for (const m of debugOutput.matchAll(/Sent (\w+)Request \(v(\d+),/g)) {
+    const name = m[1] === "ApiVersion" ? "ApiVersions" : m[1]!;
+    sent.set(name, Math.max(sent.get(name) ?? -1, Number(m[2])));
+  }
+  return sent;
 }

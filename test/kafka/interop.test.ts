@@ -6,14 +6,19 @@
  * - records kafkajs and kcat wrote are read by the Flotilla consumer with the same bytes;
  * - for a set of keys (empty, ASCII, unicode, binary), kafkajs's default partitioner, kcat
  *   with librdkafka's murmur2 partitioner and the Flotilla producer put each key in the same
- *   partition, observed by reading back where each record landed.
+ *   partition, observed by reading back where each record landed;
+ * - gzip, snappy, lz4 and zstd batches cross both ways and stay compressed in the log;
+ * - kcat negotiates exactly the API versions docs/KAFKA.md lists for it.
  */
+import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompressionTypes, Partitioners, type IHeaders, type Kafka } from "kafkajs";
 import { Admin, Consumer, Producer, type ConsumerRecord, type RecordHeader } from "../../packages/client/src/index.js";
-import { partitionForKey } from "../../packages/protocol/src/index.js";
+import { partitionForKey, type Compression } from "../../packages/protocol/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
-import { consumeWithKafkajs, newKafkajs, parseKcatJson, runKcat } from "./helpers.js";
+import { REPO_ROOT } from "../helpers/processes.js";
+import { consumeWithKafkajs, kcatSentVersions, newKafkajs, parseKcatJson, readKafkaDocTable, runKcat } from "./helpers.js";
 
 let cluster: CombinedCluster | undefined;
 let kafka: Kafka;
@@ -41,8 +46,12 @@ async function createTopic(topic: string, partitions: number): Promise<void> {
   }
 }
 
-async function produceWithFlotilla(topic: string, messages: { key: Buffer | null; value: Buffer | null; headers: RecordHeader[]; timestamp?: number }[]): Promise<void> {
-  const producer = new Producer({ bootstrapServers: bootstrap(), acks: "all" });
+async function produceWithFlotilla(
+  topic: string,
+  messages: { key: Buffer | null; value: Buffer | null; headers: RecordHeader[]; timestamp?: number }[],
+  compression: Compression = "none",
+): Promise<void> {
+  const producer = new Producer({ bootstrapServers: bootstrap(), acks: "all", compression });
   try {
     // One send keeps the records in order in one batch per partition.
     await producer.send({ topic, messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers, ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}) })) });
@@ -99,6 +108,16 @@ function parseKcatBinary(out: Buffer): { partition: number; offset: number; time
 }
 
 const b = (s: string): Buffer => Buffer.from(s, "utf8");
+
+/** Bytes in the segment files (.log) of one partition on node 1. */
+function logBytesOf(topic: string, partition: number): number {
+  if (!cluster) throw new Error("cluster did not start");
+  const dir = path.join(cluster.logDirOf(1), `${topic}-${partition}`);
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".log"))
+    .reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+}
 
 describe("Kafka clients and the Flotilla client on one broker port", () => {
   it("records produced by the Flotilla producer are read by kcat (-J and raw bytes) and by kafkajs identically", async () => {
@@ -278,5 +297,50 @@ describe("Kafka clients and the Flotilla client on one broker port", () => {
     });
     // The keys cover several partitions, so agreement is not a coincidence of one partition.
     expect(new Set(keys.map((_, i) => landed.get(`flotilla/${i}`))).size).toBeGreaterThanOrEqual(5);
+  }, 120_000);
+
+  it("every compression codec crosses both ways: kcat batches read by the Flotilla consumer, Flotilla batches read by kcat", async () => {
+    const codecs = ["gzip", "snappy", "lz4", "zstd"] as const;
+    for (const codec of codecs) {
+      const topic = `interop-codec-${codec}`;
+      await createTopic(topic, 1);
+      // Compressible values, so the codec really shrinks the batch instead of passing it through.
+      const lines = Array.from({ length: 20 }, (_, i) => `${codec}-key-${i}\t${`${codec} value ${i} `.repeat(20)}ü`);
+      await runKcat(["-P", "-b", bootstrap(), "-t", topic, "-p", "0", "-K", "\t", "-z", codec, "-X", "linger.ms=50"], { input: lines.join("\n") + "\n" });
+      const fromFlotilla = Array.from({ length: 20 }, (_, i) => ({ key: b(`flotilla-${codec}-${i}`), value: b(`flotilla ${codec} ${i} `.repeat(20)), headers: [] }));
+      await produceWithFlotilla(topic, fromFlotilla, codec);
+
+      const got = await consumeWithFlotilla(topic, lines.length + fromFlotilla.length);
+      lines.forEach((line, i) => {
+        const [key, value] = line.split("\t") as [string, string];
+        expect(got[i]?.key, `${codec}: key of kcat record ${i}`).toEqual(b(key));
+        expect(got[i]?.value, `${codec}: value of kcat record ${i}`).toEqual(b(value));
+      });
+      const raw = parseKcatBinary((await runKcat(["-C", "-b", bootstrap(), "-t", topic, "-o", String(lines.length), "-e", "-q", "-f", "%p %o %T %K %S\\n%k%s\\n"])).stdout);
+      expect(raw.map((r) => r.offset), `${codec}: offsets kcat read`).toEqual(fromFlotilla.map((_, i) => lines.length + i));
+      fromFlotilla.forEach((r, i) => {
+        expect(raw[i]?.key, `${codec}: key of Flotilla record ${i}`).toEqual(r.key);
+        expect(raw[i]?.value, `${codec}: value of Flotilla record ${i}`).toEqual(r.value);
+      });
+      // Both writers' batches are stored compressed, as they were sent: the partition's log
+      // holds far fewer bytes than the records' keys and values.
+      const recordBytes = got.reduce((n, r) => n + (r.key?.length ?? 0) + (r.value?.length ?? 0), 0);
+      expect(logBytesOf(topic, 0), `${codec}: bytes in the log vs ${recordBytes} bytes of records`).toBeLessThan(recordBytes / 3);
+    }
+  }, 120_000);
+
+  it("kcat (librdkafka) negotiates the API versions docs/KAFKA.md lists for it", async () => {
+    const topic = "interop-versions";
+    await createTopic(topic, 1);
+    // The paths kcat has: an idempotent zstd producer, then a group consumer that resets to
+    // the earliest offset, commits and leaves.
+    const produced = await runKcat(["-P", "-b", bootstrap(), "-t", topic, "-d", "protocol", "-X", "enable.idempotence=true", "-z", "zstd"], { input: "a\nb\n" });
+    const grouped = await runKcat(["-G", "interop-versions", "-b", bootstrap(), "-e", "-d", "protocol", "-X", "auto.offset.reset=earliest", topic], { timeoutMs: 45_000 });
+    expect(grouped.stdout.toString()).toBe("a\nb\n");
+    const sent = kcatSentVersions(produced.stderr + grouped.stderr);
+    const rows = readKafkaDocTable(path.join(REPO_ROOT, "docs/KAFKA.md"));
+    for (const r of rows) expect(sent.get(r.name), `kcat's ${r.name} version (docs/KAFKA.md says ${r.kcat ?? "–"})`).toBe(r.kcat);
+    const documented = new Set(rows.map((r) => r.name));
+    for (const name of sent.keys()) expect(documented.has(name), `kcat sent ${name}, which the table lacks`).toBe(true);
   }, 120_000);
 });
