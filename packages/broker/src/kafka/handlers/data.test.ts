@@ -160,6 +160,15 @@ describe("Kafka data-path handlers on a combined node", () => {
     expect((await produce(0, null))!.topics[0]!.partitions[0]!.errorCode).not.toBe(0);
   });
 
+  it("Produce v0-v2 (advertised for librdkafka's compression check) answers UNSUPPORTED_FOR_MESSAGE_FORMAT and appends nothing", async () => {
+    const before = (await call(fetchSpec(), 11, fetchReq(0, 0)))!.topics[0]!.partitions[0]!.highWatermark;
+    for (const version of [0, 1, 2]) {
+      const res = (await call(produceSpec(), version, { transactionalId: null, acks: 1, timeoutMs: 5000, topics: [{ name: "orders", partitions: [{ index: 0, records: encodeBatch([{ key: null, value: enc("old"), timestamp: 1 }]) }] }] }))!;
+      expect(res.topics[0]!.partitions[0]!.errorCode).toBe(43);
+    }
+    expect((await call(fetchSpec(), 11, fetchReq(0, 0)))!.topics[0]!.partitions[0]!.highWatermark).toBe(before);
+  });
+
   it("InitProducerId gives an idempotent producer an id whose retried batch is deduplicated; a transactional id is refused", async () => {
     const ip = spec<{ transactionalId: string | null; transactionTimeoutMs: number }, KafkaInitProducerIdResponse>("InitProducerId");
     const got = (await call(ip, 1, { transactionalId: null, transactionTimeoutMs: 60000 }))!;

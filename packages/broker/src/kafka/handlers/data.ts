@@ -74,8 +74,15 @@ function handler<Req, Res>(spec: KafkaHandler<Req, Res>["spec"], handle: (req: R
 // ---------------------------------------------------------------------------------------
 // Produce
 
-async function produce(backends: KafkaBackends, req: KafkaProduceRequest): Promise<KafkaProduceResponse | undefined> {
+async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVersion: number): Promise<KafkaProduceResponse | undefined> {
   const { broker, logger } = backends;
+  if (apiVersion < 3) {
+    // Advertised only for librdkafka's compression check (see the codec); v0-v2 carry
+    // message sets of magic 0/1, which Flotilla does not store.
+    if (req.acks === 0) return undefined;
+    const err = new FlotillaError("UNSUPPORTED_FOR_MESSAGE_FORMAT", `Produce v${apiVersion} carries message format v0/v1; Flotilla stores RecordBatch v2 only (Produce v3+)`);
+    return produceApi.errorResponse(req, apiVersion, kafkaCodeOfError(err), err.message);
+  }
   if (req.transactionalId !== null) {
     const err = new FlotillaError("INVALID_REQUEST", `transactional produce (transactional_id "${req.transactionalId}") is not supported; Flotilla serves idempotent producers only`);
     if (req.acks === 0) return undefined;
@@ -466,7 +473,7 @@ async function describeConfigs(backends: KafkaBackends, req: KafkaDescribeConfig
 // ---------------------------------------------------------------------------------------
 
 export const dataHandlers: KafkaHandlerFactory = (backends) => [
-  handler(produceApi, (req) => produce(backends, req)),
+  handler(produceApi, (req, ctx) => produce(backends, req, ctx.apiVersion)),
   handler(fetchApi, (req, ctx) => fetch(backends, req, ctx)),
   handler(listOffsetsApi, (req) => listOffsets(backends, req)),
   handler(metadataApi, (req) => metadata(backends, req)),

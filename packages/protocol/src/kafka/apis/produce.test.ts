@@ -55,21 +55,29 @@ describe("Produce codec", () => {
     expect(() => decode(w.toBuffer(), 3)).toThrow(/INVALID_REQUEST/);
   });
 
-  for (const version of [3, 4, 5, 7, 8]) {
+  it("decodes v0-v2 requests, which have no transactional_id", () => {
+    for (const version of [0, 1, 2]) {
+      const w = new KafkaWriter().int16(1).int32(1000).int32(1).string("t").int32(1).int32(2).int32(-1);
+      expect(decode(w.toBuffer(), version)).toEqual({ transactionalId: null, acks: 1, timeoutMs: 1000, topics: [{ name: "t", partitions: [{ index: 2, records: null }] }] });
+    }
+  });
+
+  for (const version of [0, 1, 2, 3, 4, 5, 7, 8]) {
     it(`writes a v${version} response with the fields of that version`, () => {
       const r = encode(version, response);
       expect(r.int32()).toBe(1);
       expect(r.string()).toBe("orders");
       expect(r.int32()).toBe(2);
       for (const p of response.topics[0]!.partitions) {
-        expect([r.int32(), r.int16(), r.int64(), r.int64()]).toEqual([p.index, p.errorCode, p.baseOffset, p.logAppendTimeMs]);
+        expect([r.int32(), r.int16(), r.int64()]).toEqual([p.index, p.errorCode, p.baseOffset]);
+        if (version >= 2) expect(r.int64()).toBe(p.logAppendTimeMs);
         if (version >= 5) expect(r.int64()).toBe(p.logStartOffset);
         if (version >= 8) {
           expect(r.array((e) => [e.int32(), e.nullableString()])).toEqual(p.recordErrors.map((e) => [e.batchIndex, e.batchIndexErrorMessage]));
           expect(r.nullableString()).toBe(p.errorMessage);
         }
       }
-      expect(r.int32()).toBe(0); // throttle_time_ms
+      if (version >= 1) expect(r.int32()).toBe(0); // throttle_time_ms
       expect(r.remaining).toBe(0);
     });
   }
