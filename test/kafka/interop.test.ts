@@ -8,13 +8,15 @@
  *   with librdkafka's murmur2 partitioner and the Flotilla producer put each key in the same
  *   partition, observed by reading back where each record landed;
  * - gzip, snappy, lz4 and zstd batches cross both ways and stay compressed in the log;
- * - kcat negotiates exactly the API versions docs/KAFKA.md lists for it.
+ * - kcat negotiates exactly the API versions docs/KAFKA.md lists for it;
+ * - a group's committed offsets are one state: kafkajs commits them, Flotilla's GroupAdmin
+ *   reads them, and kcat in the same group resumes after them.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompressionTypes, Partitioners, type IHeaders, type Kafka } from "kafkajs";
-import { Admin, Consumer, Producer, type ConsumerRecord, type RecordHeader } from "../../packages/client/src/index.js";
+import { Admin, Consumer, GroupAdmin, Producer, type ConsumerRecord, type RecordHeader } from "../../packages/client/src/index.js";
 import { partitionForKey, type Compression } from "../../packages/protocol/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 import { REPO_ROOT } from "../helpers/processes.js";
@@ -32,10 +34,12 @@ afterAll(async () => {
   await cluster?.destroy();
 }, 60_000);
 
-function bootstrap(): string {
+function theCluster(): CombinedCluster {
   if (!cluster) throw new Error("cluster did not start");
-  return cluster.bootstrap();
+  return cluster;
 }
+
+const bootstrap = (): string => theCluster().bootstrap();
 
 async function createTopic(topic: string, partitions: number): Promise<void> {
   const admin = new Admin({ bootstrapServers: bootstrap(), defaultApiTimeoutMs: 30_000 });
@@ -342,5 +346,40 @@ describe("Kafka clients and the Flotilla client on one broker port", () => {
     for (const r of rows) expect(sent.get(r.name), `kcat's ${r.name} version (docs/KAFKA.md says ${r.kcat ?? "–"})`).toBe(r.kcat);
     const documented = new Set(rows.map((r) => r.name));
     for (const name of sent.keys()) expect(documented.has(name), `kcat sent ${name}, which the table lacks`).toBe(true);
+  }, 120_000);
+
+  it("a consumer group's committed offsets are shared: kafkajs commits, Flotilla's GroupAdmin sees them, kcat resumes after them", async () => {
+    const topic = "interop-group";
+    const groupId = "interop-shared-group";
+    await createTopic(topic, 2);
+    const first = Array.from({ length: 10 }, (_, i) => ({ key: b(`g-${i}`), value: b(`first ${i}`), headers: [] }));
+    await produceWithFlotilla(topic, first);
+    const consumed = await consumeWithKafkajs(kafka, { topic, groupId, count: first.length, timeoutMs: 60_000 });
+    expect(consumed.map((c) => c.message.value?.toString()).sort()).toEqual(first.map((r) => r.value.toString()).sort());
+
+    // kafkajs commits after each batch; the committed offsets are the partitions' ends.
+    const perPartition = [0, 1].map((p) => consumed.filter((c) => c.partition === p).length);
+    const groupAdmin = new GroupAdmin({ bootstrapServers: bootstrap(), defaultApiTimeoutMs: 20_000 });
+    try {
+      const offsets = await theCluster().waitFor(
+        "kafkajs's commits to be visible to the Flotilla GroupAdmin",
+        async () => {
+          const o = await groupAdmin.fetchOffsets(groupId, [{ topic, partitions: [0, 1] }]);
+          const byPartition = [0, 1].map((p) => o.find((x) => x.topic === topic && x.partition === p)?.offset ?? -1);
+          return byPartition.every((off, p) => off === perPartition[p]) ? byPartition : undefined;
+        },
+        20_000,
+      );
+      expect(offsets).toEqual(perPartition);
+      expect((await groupAdmin.listGroups()).map((g) => g.groupId)).toContain(groupId);
+    } finally {
+      await groupAdmin.close();
+    }
+
+    // kcat joins the same group and starts at the committed offsets: it reads only the new records.
+    const second = Array.from({ length: 4 }, (_, i) => ({ key: b(`g-new-${i}`), value: b(`second ${i}`), headers: [] }));
+    await produceWithFlotilla(topic, second);
+    const resumed = await runKcat(["-G", groupId, "-b", bootstrap(), "-e", "-q", "-X", "auto.offset.reset=earliest", "-f", "%s\\n", topic], { timeoutMs: 45_000 });
+    expect(resumed.stdout.toString().split("\n").filter((l) => l !== "").sort()).toEqual(second.map((r) => r.value.toString()).sort());
   }, 120_000);
 });
