@@ -147,6 +147,15 @@ describe("Kafka data-path handlers on a combined node", () => {
     expect(await produce(1, encodeBatch([{ key: null, value: enc("fire-and-forget"), timestamp: 5 }]), { acks: 0 })).toBeUndefined();
     const after = (await call(fetchSpec(), 11, fetchReq(1, 0)))!.topics[0]!.partitions[0]!;
     expect(after.highWatermark).toBe(before + 1);
+    expect(await produce(1, null, { acks: 0 })).toBeUndefined();
+  });
+
+  it("Produce acks=0 answers nothing even when the broker call fails as a whole (acks=1 then throws for the error response)", async () => {
+    const failing = { produce: () => Promise.reject(new Error("broker gone")) } as unknown as BrokerApi;
+    const [h] = dataHandlers({ broker: failing, brokerConfigs: () => ({}), nodeId: 1, logger: silentLogger() }).filter((x) => x.spec.name === "Produce");
+    const req: KafkaProduceRequest = { transactionalId: null, acks: 0, timeoutMs: 1, topics: [{ name: "t", partitions: [{ index: 0, records: Buffer.alloc(1) }] }] };
+    expect(await h!.handle(req, ctx(8))).toBeUndefined();
+    await expect(h!.handle({ ...req, acks: 1 }, ctx(8))).rejects.toThrow(/broker gone/);
   });
 
   it("Produce refuses a transactional producer, a corrupt batch and an unknown partition, per partition, with Kafka codes", async () => {

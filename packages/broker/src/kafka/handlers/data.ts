@@ -130,6 +130,20 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
   return answer;
 }
 
+/**
+ * acks=0: the client reads no response, so nothing may be sent, not even the error
+ * response the listener makes of a thrown error (it would arrive unasked and confuse the
+ * client's correlation ids). Failures are logged.
+ */
+async function produceWithoutResponse(backends: KafkaBackends, req: KafkaProduceRequest, apiVersion: number): Promise<undefined> {
+  try {
+    await produce(backends, req, apiVersion);
+  } catch (err) {
+    backends.logger.debug({ err: err instanceof Error ? err.message : String(err) }, "acks=0 produce failed as a whole; no response is sent");
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------
 // Fetch
 
@@ -473,7 +487,7 @@ async function describeConfigs(backends: KafkaBackends, req: KafkaDescribeConfig
 // ---------------------------------------------------------------------------------------
 
 export const dataHandlers: KafkaHandlerFactory = (backends) => [
-  handler(produceApi, (req, ctx) => produce(backends, req, ctx.apiVersion)),
+  handler(produceApi, (req, ctx) => (req.acks === 0 ? produceWithoutResponse(backends, req, ctx.apiVersion) : produce(backends, req, ctx.apiVersion))),
   handler(fetchApi, (req, ctx) => fetch(backends, req, ctx)),
   handler(listOffsetsApi, (req) => listOffsets(backends, req)),
   handler(metadataApi, (req) => metadata(backends, req)),
