@@ -18,7 +18,8 @@ import type { KafkaReader, KafkaWriter } from "../wire.js";
  * "standalone commit" of a client that uses the group only to store offsets. The v1
  * per-partition commit_timestamp and the v2-v4 retention_time_ms are read (so the fields
  * after them line up) but the coordinator applies its own offsets.retention.minutes, as
- * Kafka has done since KIP-211 for a retention of -1.
+ * Kafka has done since KIP-211 for a retention of -1. (Kafka kept v0 commits in ZooKeeper;
+ * here every version goes to the group coordinator and __consumer_offsets.)
  */
 export interface KafkaOffsetCommitPartition {
   partitionIndex: number;

@@ -16,7 +16,8 @@ import type { KafkaReader, KafkaWriter } from "../wire.js";
  *               error_code:INT16 (v2+)
  *
  * committed_offset -1 means nothing is committed for the partition. Below v2 a group-level
- * error can only be reported per partition.
+ * error can only be reported per partition. (Kafka read v0 offsets from ZooKeeper; here
+ * every version reads the group coordinator's offsets.)
  */
 export interface KafkaOffsetFetchRequest {
   groupId: string;
