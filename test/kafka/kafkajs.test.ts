@@ -1,9 +1,11 @@
 /**
  * kafkajs (a real, unmodified Kafka client) against a 3-node Flotilla cluster over the Kafka
  * wire protocol on the brokers' ordinary client port:
- * - the admin creates a topic (partitions, replication factor, a config entry), lists it and
- *   fetches its metadata; leaders are spread over the nodes, so the producer below must
- *   route each partition's batch to its own leader from the Metadata answer;
+ * - the admin creates a topic (partitions, replication factor, a config entry), lists it,
+ *   fetches its metadata and its config, and deletes it; leaders are spread over the nodes,
+ *   so the producers below must route each partition's batch to its own leader from the
+ *   Metadata answer;
+ * - an idempotent producer gets a producer id and writes each record once, in order;
  * - the producer sends keyed records with headers with acks -1, with acks 1 and as a gzip
  *   batch; a consumer group reads every record back with its key, value, headers, timestamp
  *   and offset intact, and each key sits in the partition Kafka's murmur2 partitioner names.
@@ -53,7 +55,8 @@ describe("kafkajs against a 3-node Flotilla cluster", () => {
     const c = theCluster();
     const topic = "kafkajs-admin";
     expect(await createTopicWithKafkajs(topic)).toBe(true);
-    // kafkajs answers false (not an error) for a topic that already exists.
+    // kafkajs answers false (not an error) for a topic that already exists; it also logs the
+    // TOPIC_ALREADY_EXISTS response at error level, which shows in the test output.
     expect(await createTopicWithKafkajs(topic)).toBe(false);
 
     const admin = kafka.admin();
@@ -95,8 +98,46 @@ describe("kafkajs against a 3-node Flotilla cluster", () => {
       const resource = configs.resources[0];
       expect(resource?.errorCode).toBe(0);
       expect(resource?.configEntries.find((e) => e.configName === "retention.ms")?.configValue).toBe("3600000");
+
+      await admin.deleteTopics({ topics: [topic], timeout: 30_000 });
+      await c.waitFor("the deleted topic to leave the topic list", async () => !(await admin.listTopics()).includes(topic), 30_000);
     } finally {
       await admin.disconnect();
+    }
+  }, 120_000);
+
+  it("an idempotent producer (InitProducerId, producer id and sequences) writes each record once, in order", async () => {
+    const topic = "kafkajs-idempotent";
+    expect(await createTopicWithKafkajs(topic)).toBe(true);
+    // kafkajs warns that bounded retries may break exactly-once; they stay bounded so a
+    // broken broker fails the test instead of hanging it.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await producer.connect();
+    const sends = 4;
+    const perSend = 6;
+    try {
+      for (let s = 0; s < sends; s++) {
+        const metas = await producer.send({
+          topic,
+          // kafkajs requires acks -1 with idempotence.
+          acks: -1,
+          messages: Array.from({ length: perSend }, (_, i) => ({ key: `same-key-${i % 2}`, value: `send ${s} record ${i}` })),
+        });
+        for (const m of metas) expect(m.errorCode).toBe(0);
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    const consumed = await consumeWithKafkajs(kafka, { topic, groupId: "kafkajs-idempotent-readers", count: sends * perSend, timeoutMs: 60_000 });
+    const values = consumed.map((c) => c.message.value?.toString());
+    expect(new Set(values).size).toBe(sends * perSend);
+    // Per key (one partition each), records come back in send order.
+    for (const key of ["same-key-0", "same-key-1"]) {
+      const ofKey = consumed.filter((c) => c.message.key?.toString() === key).sort((a, b) => Number(a.message.offset) - Number(b.message.offset));
+      const expected: string[] = [];
+      for (let s = 0; s < sends; s++) for (let i = 0; i < perSend; i++) if (`same-key-${i % 2}` === key) expected.push(`send ${s} record ${i}`);
+      expect(ofKey.map((c) => c.message.value?.toString())).toEqual(expected);
+      expect(new Set(ofKey.map((c) => c.partition)).size).toBe(1);
     }
   }, 120_000);
 
