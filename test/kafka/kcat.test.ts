@@ -176,4 +176,26 @@ describe("kcat against a 3-node cluster", () => {
     const expectedCodecs = Object.fromEntries(sent.map((s) => [s.key, CODEC_IDS[s.run.split("-")[2] as (typeof CODECS)[number]]]));
     expect(Object.fromEntries(sent.map((s) => [s.key, codecOfKey.get(s.key)]))).toEqual(expectedCodecs);
   }, 240_000);
+
+  // Runs after the produce test above, on the records it wrote.
+  it("kcat finds offsets through ListOffsets: -o -2 reads a partition's last two records, -Q by timestamp", async () => {
+    const all = await consumeAll(ACKS.length * CODECS.length * RECORDS_PER_RUN);
+    const partition0 = all.filter((r) => r.partition === 0).sort((a, b) => a.offset - b.offset);
+    expect(partition0.length).toBeGreaterThanOrEqual(2);
+    const { stdout } = await runKcat(["-C", "-b", bootstrap(), "-t", TOPIC, "-p", "0", "-o", "-2", "-e", "-J", "-q"], { timeoutMs: 60_000 });
+    expect(parseKcatJson(stdout).map((r) => [r.offset, r.key])).toEqual(partition0.slice(-2).map((r) => [r.offset, r.key]));
+
+    // Timestamp 0: the first batch of each partition; a time after every record: none (-1).
+    const future = Date.now() + 3_600_000;
+    const query = await runKcat(["-Q", "-b", bootstrap(), "-t", `${TOPIC}:0:0`, "-t", `${TOPIC}:1:${future}`], { timeoutMs: 60_000 });
+    const lines = query.stdout.toString("utf8").trim().split("\n");
+    const offsetOf = (p: number) => {
+      const line = lines.find((l) => l.includes(`[${p}]`));
+      const m = line === undefined ? null : /offset (-?\d+)/.exec(line);
+      if (!m) throw new Error(`no offset for partition ${p} in kcat -Q output:\n${lines.join("\n")}`);
+      return Number(m[1]);
+    };
+    expect(offsetOf(0)).toBe(0);
+    expect(offsetOf(1)).toBe(-1);
+  }, 120_000);
 });
