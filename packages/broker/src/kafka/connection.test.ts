@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
-import { silentLogger } from "@flotilla/common/logger";
+import { silentLogger, type Logger } from "@flotilla/common/logger";
 import { ApiKey, encodeRequestFrame } from "@flotilla/protocol/kafka";
 import type { KafkaHandler } from "./handler.js";
 import { KafkaListener } from "./listener.js";
@@ -279,6 +279,35 @@ describe("Kafka connection: backpressure", () => {
       listener.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+describe("Kafka connection: bytes already read by the same-port router", () => {
+  async function acceptWith(initialBytes: Buffer): Promise<{ client: RawKafkaSocket; listener: KafkaListener; errors: string[] }> {
+    const errors: string[] = [];
+    // A logger that keeps error-level messages (the connection logs bad input at warn).
+    const logger = { debug() {}, info() {}, warn() {}, error: (_o: unknown, msg: string) => void errors.push(msg), child: () => logger } as unknown as Logger;
+    const listener = new KafkaListener({ registry: new KafkaHandlerRegistry([new EchoHandler() as KafkaHandler]), logger });
+    const server = net.createServer((s) => listener.accept(s, initialBytes));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    opened.push({ port: 0, handler: new EchoHandler(), listener, serverSockets: [], close: () => new Promise<void>((r) => (listener.close(), server.close(() => r()))) });
+    const client = await connect((server.address() as net.AddressInfo).port);
+    return { client, listener, errors };
+  }
+
+  it("serves requests whose first bytes came with the connection, then the rest from the socket", async () => {
+    const frame = echoFrame(1, 1, echo(41));
+    const { client } = await acceptWith(frame.subarray(0, 6));
+    client.write(Buffer.concat([frame.subarray(6), echoFrame(2, 1, echo(42))]));
+    const frames = await client.responses(2);
+    expect(frames.map((f) => readEchoResponse(f, 1).body.value)).toEqual([41, 42]);
+  });
+
+  it("closes cleanly, without an error, when those first bytes are already bad", async () => {
+    const { client, listener, errors } = await acceptWith(Buffer.from([0x7f, 0, 0, 0, 1, 2]));
+    expect(await client.waitClosed()).toBe(true);
+    expect(listener.connectionCount).toBe(0);
+    expect(errors).toEqual([]);
   });
 });
 

@@ -112,9 +112,17 @@ export class KafkaConnection {
     });
     socket.on("error", (err) => this.logger.debug({ err: err.message }, "Kafka connection error"));
     socket.on("close", () => this.onSocketClose());
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.logger.debug("Kafka connection opened");
-    if (options.initialBytes && options.initialBytes.length > 0) this.onData(options.initialBytes);
+  }
+
+  /**
+   * Starts serving: the initial bytes first, then what the socket delivers. Separate from
+   * the constructor so the owner has registered the connection before it can close.
+   */
+  start(): void {
+    const initial = this.options.initialBytes;
+    if (initial && initial.length > 0) this.onData(initial);
+    if (!this.closedFlag) this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
   }
 
   get closed(): boolean {

@@ -70,7 +70,8 @@ export class KafkaListener {
       initialBytes,
       onClose: () => this.connections.delete(connection),
     });
-    if (!connection.closed) this.connections.add(connection);
+    this.connections.add(connection);
+    connection.start();
   }
 
   /** Closes every connection (aborting handlers in flight) and refuses new ones. */
