@@ -29,7 +29,7 @@ import type { KafkaHandler, KafkaRequestContext } from "../handler.js";
 import { dataHandlers } from "./data.js";
 
 const enc = (s: string) => Buffer.from(s, "utf8");
-const BROKER_CONFIGS = { "log.retention.hours": "168", "num.partitions": "1", "ssl.keystore.password": "hunter2" };
+const BROKER_CONFIGS = { "log.retention.hours": "168", "log.retention.ms": "604800000", "log.segment.bytes": "1073741824", "num.partitions": "1", "ssl.keystore.password": "hunter2" };
 
 describe("Kafka data-path handlers on a combined node", () => {
   let data: { dir: string; remove: () => Promise<void> };
@@ -284,12 +284,24 @@ describe("Kafka data-path handlers on a combined node", () => {
     const [topic, broker, otherBroker, ghost, other] = res.results;
     expect(topic!.errorCode).toBe(0);
     expect(topic!.configs).toEqual([
-      { name: "retention.ms", value: "3600000", readOnly: false, isDefault: false, configSource: KafkaConfigSource.DYNAMIC_TOPIC_CONFIG, isSensitive: false, synonyms: [{ name: "retention.ms", value: "3600000", source: 1 }], configType: KafkaConfigType.LONG, documentation: null },
-      { name: "segment.bytes", value: "1073741824", readOnly: false, isDefault: true, configSource: KafkaConfigSource.DEFAULT_CONFIG, isSensitive: false, synonyms: [], configType: KafkaConfigType.INT, documentation: null },
+      { name: "retention.ms", value: "3600000", readOnly: false, isDefault: false, configSource: KafkaConfigSource.DYNAMIC_TOPIC_CONFIG, isSensitive: false, synonyms: [{ name: "retention.ms", value: "3600000", source: 1 }, { name: "log.retention.ms", value: "604800000", source: KafkaConfigSource.DEFAULT_CONFIG }], configType: KafkaConfigType.LONG, documentation: null },
+      {
+        name: "segment.bytes",
+        value: "1073741824",
+        readOnly: false,
+        isDefault: true,
+        configSource: KafkaConfigSource.DEFAULT_CONFIG,
+        isSensitive: false,
+        synonyms: [{ name: "log.segment.bytes", value: "1073741824", source: KafkaConfigSource.DEFAULT_CONFIG }],
+        configType: KafkaConfigType.INT,
+        documentation: null,
+      },
     ]);
     expect(broker!.errorCode).toBe(0);
     expect(broker!.configs.map((c) => [c.name, c.value, c.readOnly, c.configSource, c.isSensitive, c.configType])).toEqual([
       ["log.retention.hours", "168", true, 4, false, KafkaConfigType.INT],
+      ["log.retention.ms", "604800000", true, 4, false, KafkaConfigType.LONG],
+      ["log.segment.bytes", "1073741824", true, 4, false, KafkaConfigType.INT],
       ["num.partitions", "1", true, 4, false, KafkaConfigType.INT],
       ["ssl.keystore.password", null, true, 4, true, KafkaConfigType.UNKNOWN],
     ]);

@@ -86,7 +86,7 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
   if (req.transactionalId !== null) {
     const err = new FlotillaError("INVALID_REQUEST", `transactional produce (transactional_id "${req.transactionalId}") is not supported; Flotilla serves idempotent producers only`);
     if (req.acks === 0) return undefined;
-    return produceApi.errorResponse(req, 0, kafkaCodeOfError(err), err.message);
+    return produceApi.errorResponse(req, apiVersion, kafkaCodeOfError(err), err.message);
   }
   // Kafka answers a produce with no partitions with an empty response; BrokerApi refuses
   // empty lists, so they are answered here.
@@ -98,9 +98,9 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
       timeoutMs: req.timeoutMs,
       topics: topics.map((t) => ({
         name: t.name,
-        // The bytes go on unchanged (the broker validates CRC, sizes and sequences), but as a
-        // copy: the decoder hands out a view of the connection's read buffer, which must not
-        // be reused under an append that is still in flight (or kept by the log).
+        // The client's bytes go on unchanged (the broker validates CRC, sizes and sequences)
+        // but as a copy: the decoder hands out a view of the connection's read buffer, and
+        // the append stamps LogAppendTime into its input and may keep it in memory.
         partitions: t.partitions.map((p) => ({ partition: p.index, records: p.records === null ? EMPTY_RECORDS : Buffer.from(p.records) })),
       })),
     });
@@ -380,6 +380,9 @@ const TOPIC_BROKER_SYNONYMS: Record<string, string> = {
   "max.message.bytes": "message.max.bytes",
   "message.timestamp.type": "log.message.timestamp.type",
   "cleanup.policy": "log.cleanup.policy",
+  "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+  "delete.retention.ms": "log.cleaner.delete.retention.ms",
+  "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
   "index.interval.bytes": "log.index.interval.bytes",
   "segment.index.bytes": "log.index.size.max.bytes",
   "flush.messages": "log.flush.interval.messages",
@@ -394,6 +397,22 @@ const BROKER_KIND_TYPES: Record<string, number> = {
   list: KafkaConfigType.LIST,
   boolean: KafkaConfigType.BOOLEAN,
 };
+
+/** Kafka's type of a broker key: from its definition, else from the topic key it is the default of. */
+function brokerConfigType(key: string): number {
+  const kind = SERVER_CONFIG_DEFS[key]?.kind;
+  if (kind !== undefined) return BROKER_KIND_TYPES[kind] ?? KafkaConfigType.UNKNOWN;
+  const topicKey = Object.keys(TOPIC_BROKER_SYNONYMS).find((k) => TOPIC_BROKER_SYNONYMS[k] === key);
+  return topicKey === undefined ? KafkaConfigType.UNKNOWN : (TOPIC_CONFIG_TYPES[topicKey] ?? KafkaConfigType.UNKNOWN);
+}
+
+/**
+ * The source Flotilla reports for a broker value. brokerConfigs() gives effective values
+ * without saying which were set in the file or environment and which are defaults, so a
+ * broker key is reported as STATIC_BROKER_CONFIG on the broker resource (it is fixed at
+ * start) and as DEFAULT_CONFIG where it stands behind a topic key (the topic did not set it).
+ */
+const BROKER_SYNONYM_SOURCE = KafkaConfigSource.DEFAULT_CONFIG;
 
 const isSensitiveKey = (name: string): boolean => /password|secret/i.test(name);
 
@@ -421,7 +440,7 @@ async function describeTopicConfigs(backends: KafkaBackends, name: string, keys:
         if (isOverride) synonyms.push({ name: key, value, source });
         const brokerKey = TOPIC_BROKER_SYNONYMS[key];
         const brokerValue = brokerKey === undefined ? undefined : brokerConfigs[brokerKey];
-        if (brokerKey !== undefined && brokerValue !== undefined) synonyms.push({ name: brokerKey, value: brokerValue, source: KafkaConfigSource.STATIC_BROKER_CONFIG });
+        if (brokerKey !== undefined && brokerValue !== undefined) synonyms.push({ name: brokerKey, value: brokerValue, source: BROKER_SYNONYM_SOURCE });
       }
       return {
         name: key,
@@ -448,7 +467,6 @@ function describeBrokerConfigs(backends: KafkaBackends, name: string, keys: stri
       const sensitive = isSensitiveKey(key);
       const value = sensitive ? null : raw;
       const source = KafkaConfigSource.STATIC_BROKER_CONFIG;
-      const kind = SERVER_CONFIG_DEFS[key]?.kind;
       return {
         name: key,
         value,
@@ -458,7 +476,7 @@ function describeBrokerConfigs(backends: KafkaBackends, name: string, keys: stri
         configSource: source,
         isSensitive: sensitive,
         synonyms: includeSynonyms ? [{ name: key, value, source }] : [],
-        configType: kind === undefined ? KafkaConfigType.UNKNOWN : (BROKER_KIND_TYPES[kind] ?? KafkaConfigType.UNKNOWN),
+        configType: brokerConfigType(key),
         documentation: null,
       };
     });
