@@ -337,9 +337,10 @@ describe("Kafka clients and the Flotilla client on one broker port", () => {
     const topic = "interop-versions";
     await createTopic(topic, 1);
     // The paths kcat has: an idempotent zstd producer, then a group consumer that resets to
-    // the earliest offset, commits and leaves.
+    // the earliest offset, heartbeats (every 100 ms, so even a short membership sends one),
+    // commits and leaves.
     const produced = await runKcat(["-P", "-b", bootstrap(), "-t", topic, "-d", "protocol", "-X", "enable.idempotence=true", "-z", "zstd"], { input: "a\nb\n" });
-    const grouped = await runKcat(["-G", "interop-versions", "-b", bootstrap(), "-e", "-d", "protocol", "-X", "auto.offset.reset=earliest", topic], { timeoutMs: 45_000 });
+    const grouped = await runKcat(["-G", "interop-versions", "-b", bootstrap(), "-e", "-d", "protocol", "-X", "auto.offset.reset=earliest", "-X", "heartbeat.interval.ms=100", topic], { timeoutMs: 45_000 });
     expect(grouped.stdout.toString()).toBe("a\nb\n");
     const sent = kcatSentVersions(produced.stderr + grouped.stderr);
     const rows = readKafkaDocTable(path.join(REPO_ROOT, "docs/KAFKA.md"));
