@@ -176,7 +176,8 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
             resolve();
           });
         });
-        injector.destroy();
+        // tryShutdown/forceShutdown closed the injector's HTTP/2 server and sessions too; any
+        // socket still open (one in its first-bytes wait, a session slow to close) ends here.
         for (const s of sockets) s.destroy();
         sockets.clear();
         await listenerClosed;
