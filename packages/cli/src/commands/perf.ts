@@ -10,7 +10,7 @@ import { runConsumePerf, type ConsumePerfResult } from "../perf/consume.js";
 import { runE2ePerf, E2E_STAMP_BYTES, type E2ePerfResult } from "../perf/e2e.js";
 import { runProducePerf, type ProducePerfOptions } from "../perf/produce.js";
 import { formatProduceLine, formatWindowLine, type LatencySummary, type ProgressWindow, type ThroughputFigures } from "../perf/stats.js";
-import { aggregateResults, runWorkers, type AggregateResult } from "../perf/workers.js";
+import { aggregateResults, WorkerPool, type AggregateResult } from "../perf/workers.js";
 import { addClientOptions, clientLogger, type ClientFlags } from "./client-options.js";
 
 const PRODUCE_WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), "../perf/produce-worker.ts");
@@ -115,34 +115,55 @@ function producePerfCommand(io: CliIo): Command {
     });
 }
 
+/** The split of `total` records or records/s over `n` producers: producer i's share. */
+export function shareOf(total: number, n: number, i: number): number {
+  return Math.floor(total / n) + (i < total % n ? 1 : 0);
+}
+
 /**
- * Runs `producers` producers: in this process for one, else as child processes released
- * together (see perf/workers.ts). Progress goes to `onProgress` every 5 s.
+ * Runs `producers` producers: in this process for one, else on a pool of worker
+ * processes released together (see perf/workers.ts): `pool` if given (pnpm bench keeps one
+ * for many runs), else one started for this run and closed after. Progress goes to
+ * `onProgress` every 5 s.
  */
 export async function producePerf(
   options: ProducePerfOptions,
   producers: number,
   onProgress: (w: ProgressWindow, nowMs: number) => void,
-  signal?: AbortSignal,
+  pool?: WorkerPool,
 ): Promise<AggregateResult> {
-  if (producers === 1) {
+  if (producers === 1 && !pool) {
     const r = await runProducePerf({ ...options, progressIntervalMs: PROGRESS_INTERVAL_MS, onProgress });
     return { throughput: r.throughput, latency: r.latency, errors: r.errors, firstError: r.firstError, workers: 1 };
   }
-  // Each producer sends its share; the cap is shared too.
-  const share = (i: number): number => Math.floor(options.numRecords / producers) + (i < options.numRecords % producers ? 1 : 0);
-  const results = await runWorkers({
-    entry: PRODUCE_WORKER_ENTRY,
-    count: producers,
-    // The logger stays here: each worker makes its own.
-    args: (i) => [JSON.stringify({ ...options, logger: undefined, numRecords: share(i), throughput: options.throughput > 0 ? options.throughput / producers : -1, clientId: `flotilla-perf-${i}` })],
-    onProgress,
-    progressIntervalMs: PROGRESS_INTERVAL_MS,
-    // delivery.timeout.ms bounds every record; a run longer than an hour is not a benchmark.
-    runTimeoutMs: 3600_000,
-    ...(signal ? { signal } : {}),
-  });
-  return aggregateResults(results);
+  const workers = pool ?? (await WorkerPool.start({ entry: PRODUCE_WORKER_ENTRY, count: producers }));
+  try {
+    const n = producers;
+    const results = await workers.run({
+      count: n,
+      // Each producer sends its share of the records and of the cap; the logger stays here.
+      job: (i) => ({
+        ...options,
+        logger: undefined,
+        onProgress: undefined,
+        numRecords: shareOf(options.numRecords, n, i),
+        throughput: options.throughput > 0 ? Math.max(1, shareOf(options.throughput, n, i)) : -1,
+        clientId: `flotilla-perf-${i}`,
+      }),
+      onProgress,
+      progressIntervalMs: PROGRESS_INTERVAL_MS,
+      // delivery.timeout.ms bounds every record; a run longer than an hour is not a benchmark.
+      runTimeoutMs: 3600_000,
+    });
+    return aggregateResults(results);
+  } finally {
+    if (!pool) workers.close();
+  }
+}
+
+/** Starts a pool of `count` producer processes for producePerf. */
+export function startProducerPool(count: number, stderr: "inherit" | "ignore" = "inherit"): Promise<WorkerPool> {
+  return WorkerPool.start({ entry: PRODUCE_WORKER_ENTRY, count, stderr });
 }
 
 interface ConsumePerfFlags extends ClientFlags {

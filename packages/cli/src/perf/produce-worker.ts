@@ -1,14 +1,13 @@
 /**
- * One producer of `flotilla perf produce --producers N`, as a child process (see workers.ts).
- * argv[2] is the JSON of ProducePerfOptions without callbacks.
+ * One producer of `flotilla perf produce --producers N` or of pnpm bench, as a child
+ * process (see workers.ts). Each job line is a ProducePerfOptions without callbacks.
  */
 import { createLogger } from "@flotilla/common/logger";
 import { runProducePerf, type ProducePerfOptions } from "./produce.js";
 import { workerMain } from "./workers.js";
 
-const options = JSON.parse(process.argv[2] ?? "{}") as ProducePerfOptions;
 const logger = createLogger("flotilla-perf", { level: process.env.FLOTILLA_LOG_LEVEL ?? "warn" });
-const code = await workerMain(async (onProgress) => {
+await workerMain<ProducePerfOptions>(async (options, onProgress) => {
   const r = await runProducePerf({ ...options, logger, progressIntervalMs: 1000, onProgress });
   return {
     records: r.throughput.records,
@@ -20,4 +19,4 @@ const code = await workerMain(async (onProgress) => {
     histogram: r.histogram.encode(),
   };
 });
-process.exit(code);
+process.exit(0);

@@ -37,6 +37,8 @@ export interface ProducePerfOptions {
   compression: Compression;
   /** Records per send() call (see the module comment). Default 100. */
   recordsPerSend?: number;
+  /** Stop sending new records after this long (the records sent still count). Default: no limit. */
+  maxDurationMs?: number;
   /** Kafka's buffer.memory. Default 32 MiB. */
   bufferMemoryBytes?: number;
   requestTimeoutMs?: number;
@@ -51,6 +53,8 @@ export interface ProducePerfResult {
   throughput: ThroughputFigures;
   latency: LatencySummary;
   histogram: LatencyHistogram;
+  /** Records handed to send(). */
+  sent: number;
   /** Records whose send() failed (not in the figures). */
   errors: number;
   firstError: string | undefined;
@@ -164,7 +168,8 @@ export async function runProducePerf(o: ProducePerfOptions): Promise<ProducePerf
   let sent = 0;
   try {
     // Bounded by numRecords: each turn sends one call's records or waits for a completion.
-    while (sent < o.numRecords && inflight.errors === 0) {
+    const stopSendingAtMs = startMs + (o.maxDurationMs ?? Infinity);
+    while (sent < o.numRecords && inflight.errors === 0 && performance.now() < stopSendingAtMs) {
       const count = Math.min(recordsPerSend, o.numRecords - sent);
       if (!throttle.unlimited) {
         const waitMs = throttle.delayMs(sent, performance.now());
@@ -189,7 +194,9 @@ export async function runProducePerf(o: ProducePerfOptions): Promise<ProducePerf
     throughput: throughput(inflight.acked, inflight.ackedBytes, elapsedMs),
     latency: histogram.summary(),
     histogram,
-    errors: inflight.errors + (o.numRecords - sent),
+    // Records not sent because of an error; not those a duration limit left out.
+    errors: inflight.errors + (inflight.errors > 0 ? o.numRecords - sent : 0),
+    sent,
     firstError: inflight.firstError,
     startedAtEpochMs,
     endedAtEpochMs: startedAtEpochMs + elapsedMs,

@@ -1,20 +1,23 @@
 /**
- * Load generators as separate processes, started together, their figures merged.
+ * Load generators as separate processes, released together, their figures merged.
  *
  * Several producers in one Node process would share one event loop and one core, so
  * `--producers N` runs N child processes (`node --import tsx <entry>`), each with its own
- * client and connections. The children speak newline-delimited JSON on stdout:
+ * client and connections. Parent and children speak newline-delimited JSON:
  *
- *   {"type":"ready"}                          set up (modules loaded, client made); waits
- *   -- the parent writes "go\n" to every child's stdin once all are ready --
- *   {"type":"progress","records":..,"bytes":..,"latencySumMs":..,"latencyMaxMs":..}
- *                                             about once a second: totals since the last one
- *   {"type":"result", ...WorkerResult}        the end; then the child exits
+ *   child  -> {"type":"ready"}                  modules loaded; waits for jobs on stdin
+ *   parent -> {"type":"job", ...options}        one line per child, written to all at once
+ *   child  -> {"type":"progress","records":..,"bytes":..,"latencySumMs":..,"latencyMaxMs":..}
+ *                                               about once a second: totals since the last one
+ *   child  -> {"type":"result", ...WorkerResult} the job's end; the child waits for the next job
+ *   parent closes stdin                         the child exits
  *
- * The start barrier keeps one child's slow start-up (tsx compiling on a loaded machine) out of
- * the others' figures. Aggregate throughput is all acknowledged records over the span from
- * the first child's start to the last one's end; percentiles come from the merged histograms.
- * Children are killed by pid on error, on timeout and when the caller aborts.
+ * A pool is started once and runs many jobs (pnpm bench runs a matrix of them), so the
+ * seconds tsx needs to start a child on a loaded machine are paid once, and never inside a
+ * measurement: jobs are written only once every child is ready. Aggregate throughput is
+ * all acknowledged records over the span from the first child's start to the last one's
+ * end; percentiles come from the merged histograms. Children are killed by pid on close(),
+ * on error and on timeout.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -67,79 +70,28 @@ export function aggregateResults(results: readonly WorkerResult[]): AggregateRes
   return { throughput: throughput(records, bytes, elapsedMs), latency: histogram.summary(), errors, firstError, workers: results.length };
 }
 
-export interface RunWorkersOptions {
-  /** The worker's .ts entry, absolute. */
-  entry: string;
-  /** Arguments of worker i (0-based). */
-  args: (i: number) => string[];
-  count: number;
-  /** Aggregated progress, every progressIntervalMs. */
-  onProgress?: (window: ProgressWindow, nowMs: number) => void;
-  progressIntervalMs?: number;
-  /** Time for all workers to get ready. Default 120 s (tsx start-up on a loaded machine). */
-  readyTimeoutMs?: number;
-  /** Time for the run once started. */
-  runTimeoutMs: number;
-  /** Aborting kills the workers. */
-  signal?: AbortSignal;
-  /** Where the workers' stderr goes. Default: this process's stderr. */
-  stderr?: "inherit" | "ignore";
+type ProgressTotals = Parameters<ProgressWindow["addTotals"]>[0];
+
+interface Child {
+  index: number;
+  proc: ChildProcess;
+  exited: boolean;
+  /** Settles with the current job's result; replaced per job. */
+  onResult: ((r: WorkerResult) => void) | undefined;
+  onFailure: ((err: Error) => void) | undefined;
 }
 
-interface Worker {
-  child: ChildProcess;
-  ready: Promise<void>;
-  result: Promise<WorkerResult>;
-}
-
-function startWorker(o: RunWorkersOptions, i: number, window: ProgressWindow): Worker {
-  const child = spawn(process.execPath, ["--import", "tsx", o.entry, ...o.args(i)], {
-    cwd: REPO_ROOT,
-    stdio: ["pipe", "pipe", o.stderr ?? "inherit"],
-  });
-  let onReady!: () => void;
-  let onResult!: (r: WorkerResult) => void;
-  let onFail!: (err: Error) => void;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const result = new Promise<WorkerResult>((resolve, reject) => {
-    onResult = resolve;
-    onFail = reject;
-  });
-  let gotResult = false;
-  const fail = (why: string): void => onFail(new Error(`perf worker ${i} (pid ${child.pid}) ${why}`));
-  readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-    let msg: { type?: string } & Record<string, unknown>;
-    try {
-      msg = JSON.parse(line) as typeof msg;
-    } catch {
-      return; // not a protocol line
-    }
-    if (msg.type === "ready") onReady();
-    else if (msg.type === "progress") window.addTotals(msg as unknown as Parameters<ProgressWindow["addTotals"]>[0]);
-    else if (msg.type === "result") {
-      gotResult = true;
-      onResult(msg as unknown as WorkerResult);
-    }
-  });
-  child.once("error", (err) => fail(`could not start: ${err.message}`));
-  child.once("exit", (code, signal) => {
-    if (!gotResult) fail(`exited (code ${code}, signal ${signal}) without a result`);
-  });
-  // A failure before ready must also end the wait for ready.
-  result.catch(() => onReady());
-  return { child, ready, result };
-}
-
-function killChild(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+function killChild(proc: ChildProcess): void {
+  if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
   try {
-    process.kill(child.pid, "SIGKILL");
+    process.kill(proc.pid, "SIGKILL");
   } catch {
     // Already gone.
   }
 }
 
-function timeout(ms: number, what: string): { promise: Promise<never>; cancel: () => void } {
+/** Rejects after `ms` naming `what`; cancel() stops the timer. */
+function deadline(ms: number, what: string): { promise: Promise<never>; cancel: () => void } {
   let t: NodeJS.Timeout | undefined;
   const promise = new Promise<never>((_, reject) => {
     t = setTimeout(() => reject(new Error(`perf workers: ${what} took more than ${ms} ms`)), ms);
@@ -148,63 +100,163 @@ function timeout(ms: number, what: string): { promise: Promise<never>; cancel: (
   return { promise, cancel: () => clearTimeout(t) };
 }
 
-/** Starts `count` workers, releases them together, returns their results. Kills every worker it started before returning or throwing. */
-export async function runWorkers(o: RunWorkersOptions): Promise<WorkerResult[]> {
-  const window = new ProgressWindow(o.progressIntervalMs ?? 5000, performance.now());
-  const workers: Worker[] = [];
-  let progress: NodeJS.Timeout | undefined;
-  const abort = (): void => workers.forEach((w) => killChild(w.child));
-  o.signal?.addEventListener("abort", abort);
-  try {
-    for (let i = 0; i < o.count; i++) workers.push(startWorker(o, i, window));
-    const failed = Promise.race(workers.map((w) => w.result.then(() => new Promise<never>(() => undefined))));
-    failed.catch(() => undefined);
-    const readyWait = timeout(o.readyTimeoutMs ?? 120_000, "start-up");
+export interface WorkerPoolOptions {
+  /** The worker's .ts entry, absolute. */
+  entry: string;
+  count: number;
+  /** Time for every worker to print ready. Default 120 s (tsx start-up on a loaded machine). */
+  readyTimeoutMs?: number;
+  /** Where the workers' stderr goes. Default: this process's stderr. */
+  stderr?: "inherit" | "ignore";
+}
+
+export interface RunJobOptions {
+  /** The job of worker i (0-based); written as one JSON line. */
+  job: (i: number) => object;
+  /** Time for the job once released. */
+  runTimeoutMs: number;
+  /** Aggregated progress every progressIntervalMs (default 5000). */
+  onProgress?: (window: ProgressWindow, nowMs: number) => void;
+  progressIntervalMs?: number;
+  /** Aborting kills the workers. */
+  signal?: AbortSignal;
+  /** Run on the first `count` workers only. Default: all. */
+  count?: number;
+}
+
+/** N worker processes that run jobs together. Always close() it (it kills the children by pid). */
+export class WorkerPool {
+  private readonly children: Child[] = [];
+  private window: ProgressWindow | undefined;
+
+  private constructor(readonly options: WorkerPoolOptions) {}
+
+  /** Starts `count` workers and waits until each printed ready. Kills them if that fails. */
+  static async start(options: WorkerPoolOptions): Promise<WorkerPool> {
+    const pool = new WorkerPool(options);
     try {
-      await Promise.race([Promise.all(workers.map((w) => w.ready)), readyWait.promise, failed]);
-    } finally {
-      readyWait.cancel();
+      const readies = Array.from({ length: options.count }, (_, i) => pool.spawn(i));
+      const wait = deadline(options.readyTimeoutMs ?? 120_000, "start-up");
+      try {
+        await Promise.race([Promise.all(readies), wait.promise]);
+      } finally {
+        wait.cancel();
+      }
+    } catch (err) {
+      pool.close();
+      throw err;
     }
-    if (o.signal?.aborted) throw new Error("perf workers: aborted");
-    for (const w of workers) w.child.stdin!.end("go\n");
-    if (o.onProgress) {
-      window.take(performance.now());
-      progress = setInterval(() => o.onProgress!(window, performance.now()), o.progressIntervalMs ?? 5000);
-    }
-    const runWait = timeout(o.runTimeoutMs, "the run");
+    return pool;
+  }
+
+  get pids(): number[] {
+    return this.children.map((c) => c.proc.pid ?? -1);
+  }
+
+  private spawn(index: number): Promise<void> {
+    const proc = spawn(process.execPath, ["--import", "tsx", this.options.entry], {
+      cwd: REPO_ROOT,
+      stdio: ["pipe", "pipe", this.options.stderr ?? "inherit"],
+    });
+    const child: Child = { index, proc, exited: false, onResult: undefined, onFailure: undefined };
+    this.children.push(child);
+    return new Promise<void>((resolveReady, rejectReady) => {
+      const fail = (why: string): void => {
+        const err = new Error(`perf worker ${index} (pid ${proc.pid}) ${why}`);
+        rejectReady(err);
+        child.onFailure?.(err);
+      };
+      readline.createInterface({ input: proc.stdout! }).on("line", (line) => {
+        let msg: { type?: string } & Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as typeof msg;
+        } catch {
+          return; // not a protocol line
+        }
+        if (msg.type === "ready") resolveReady();
+        else if (msg.type === "progress") this.window?.addTotals(msg as unknown as ProgressTotals);
+        else if (msg.type === "result") child.onResult?.(msg as unknown as WorkerResult);
+        else if (msg.type === "error") fail(`failed: ${String(msg.message)}`);
+      });
+      proc.stdin!.on("error", () => undefined); // a child that died; reported by "exit"
+      proc.once("error", (err) => fail(`could not start: ${err.message}`));
+      proc.once("exit", (code, signal) => {
+        child.exited = true;
+        fail(`exited (code ${code}, signal ${signal})`);
+      });
+    });
+  }
+
+  /** Runs one job on every worker at once and returns their results in worker order. */
+  async run(o: RunJobOptions): Promise<WorkerResult[]> {
+    const intervalMs = o.progressIntervalMs ?? 5000;
+    this.window = new ProgressWindow(intervalMs, performance.now());
+    const count = o.count ?? this.children.length;
+    if (!(count >= 1 && count <= this.children.length)) throw new RangeError(`count must be in [1, ${this.children.length}], got ${count}`);
+    const children = this.children.slice(0, count);
+    const results = children.map(
+      (c) =>
+        new Promise<WorkerResult>((resolve, reject) => {
+          if (c.exited) reject(new Error(`perf worker ${c.index} has exited`));
+          c.onResult = resolve;
+          c.onFailure = reject;
+        }),
+    );
+    const abort = (): void => this.close();
+    o.signal?.addEventListener("abort", abort);
+    const progress = o.onProgress ? setInterval(() => o.onProgress!(this.window!, performance.now()), intervalMs) : undefined;
+    const wait = deadline(o.runTimeoutMs, "the run");
     try {
-      return await Promise.race([Promise.all(workers.map((w) => w.result)), runWait.promise]);
+      for (const c of children) c.proc.stdin!.write(`${JSON.stringify({ type: "job", ...o.job(c.index) })}\n`);
+      return await Promise.race([Promise.all(results), wait.promise]);
+    } catch (err) {
+      // A failed or timed-out job leaves workers in an unknown state: stop them all.
+      this.close();
+      throw err;
     } finally {
-      runWait.cancel();
+      wait.cancel();
+      if (progress) clearInterval(progress);
+      o.signal?.removeEventListener("abort", abort);
+      for (const c of this.children) {
+        c.onResult = undefined;
+        c.onFailure = undefined;
+      }
     }
-  } finally {
-    if (progress) clearInterval(progress);
-    o.signal?.removeEventListener("abort", abort);
-    abort();
+  }
+
+  /** Ends every worker: stdin closed, then SIGKILL by pid (they hold no state worth a clean exit). */
+  close(): void {
+    for (const c of this.children) {
+      c.proc.stdin?.end();
+      killChild(c.proc);
+    }
   }
 }
 
 /**
- * The worker side of the protocol: prints ready, waits for "go" on stdin, runs, prints
- * progress about once a second and the result. Returns the exit code.
+ * The worker side: prints ready, then runs each job line from stdin, printing progress
+ * about once a second and the result. Returns when stdin closes.
  */
-export async function workerMain(run: (onProgress: (window: ProgressWindow, nowMs: number) => void) => Promise<WorkerResult>): Promise<number> {
+export async function workerMain<J>(run: (job: J, onProgress: (window: ProgressWindow, nowMs: number) => void) => Promise<WorkerResult>): Promise<void> {
   const out = (msg: object): void => void process.stdout.write(`${JSON.stringify(msg)}\n`);
-  out({ type: "ready" });
-  const go = await new Promise<boolean>((resolve) => {
-    const lines = readline.createInterface({ input: process.stdin });
-    lines.once("line", (line) => {
-      // Before close(): close() emits "close" at once, which would resolve false first.
-      resolve(line.trim() === "go");
-      lines.close();
-    });
-    lines.once("close", () => resolve(false));
-  });
-  if (!go) return 1;
-  const result = await run((window, nowMs) => {
+  const onProgress = (window: ProgressWindow, nowMs: number): void => {
     out({ type: "progress", ...window.totals() });
     window.take(nowMs);
-  });
-  out({ type: "result", ...result });
-  return 0;
+  };
+  out({ type: "ready" });
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    let job: { type?: string } & J;
+    try {
+      job = JSON.parse(line) as typeof job;
+    } catch {
+      continue;
+    }
+    if (job.type !== "job") continue;
+    try {
+      out({ type: "result", ...(await run(job, onProgress)) });
+    } catch (err) {
+      out({ type: "error", message: err instanceof Error ? err.message : String(err) });
+    }
+  }
 }
