@@ -261,6 +261,26 @@ describe("Kafka connection: backpressure", () => {
     expect(socket().isPaused()).toBe(false);
   });
 
+  it("stops serving a client that does not read its responses until it does", async () => {
+    const served = await serve();
+    const c = await connect(served.port);
+    c.socket.pause(); // the client reads nothing: responses back up in the kernel, then in the server's socket
+    const count = 40;
+    const payloadBytes = 512 * 1024;
+    c.write(Buffer.concat(Array.from({ length: count }, (_, i) => echoFrame(i, 1, echo(payloadBytes, { action: 4 })))));
+    // Wait until the server has stopped making progress.
+    let last = -1;
+    for (let i = 0; i < 100 && served.handler.handled.length !== last; i++) {
+      last = served.handler.handled.length;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(served.handler.handled.length).toBeLessThan(count);
+    c.socket.resume();
+    const frames = await c.responses(count, 30_000);
+    expect(frames.map((f) => readEchoResponse(f, 1).correlationId)).toEqual(Array.from({ length: count }, (_, i) => i));
+    expect(frames.every((f) => readEchoResponse(f, 1).body.payload?.length === payloadBytes)).toBe(true);
+  });
+
   it("closes extra connections beyond connectionsMax", async () => {
     const handler = new EchoHandler();
     const listener = new KafkaListener({ registry: new KafkaHandlerRegistry([handler as KafkaHandler]), logger: silentLogger(), connectionsMax: 1 });
