@@ -10,7 +10,8 @@
  * - gzip, snappy, lz4 and zstd batches cross both ways and stay compressed in the log;
  * - kcat negotiates exactly the API versions docs/KAFKA.md lists for it;
  * - a group's committed offsets are one state: kafkajs commits them, Flotilla's GroupAdmin
- *   reads them, and kcat in the same group resumes after them.
+ *   reads them, and kcat in the same group resumes after them;
+ * - on a LogAppendTime topic every reader sees the broker's stamp, not the client's time.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -41,10 +42,10 @@ function theCluster(): CombinedCluster {
 
 const bootstrap = (): string => theCluster().bootstrap();
 
-async function createTopic(topic: string, partitions: number): Promise<void> {
+async function createTopic(topic: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
   const admin = new Admin({ bootstrapServers: bootstrap(), defaultApiTimeoutMs: 30_000 });
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }] });
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configs }] });
   } finally {
     await admin.close();
   }
@@ -382,5 +383,41 @@ describe("Kafka clients and the Flotilla client on one broker port", () => {
     await produceWithFlotilla(topic, second);
     const resumed = await runKcat(["-G", groupId, "-b", bootstrap(), "-e", "-q", "-X", "auto.offset.reset=earliest", "-f", "%s\\n", topic], { timeoutMs: 45_000 });
     expect(resumed.stdout.toString().split("\n").filter((l) => l !== "").sort()).toEqual(second.map((r) => r.value.toString()).sort());
+  }, 120_000);
+
+  it("a LogAppendTime topic: the broker's stamp (and the CRC it rewrites) is what kcat, kafkajs and the Flotilla consumer see", async () => {
+    const topic = "interop-log-append-time";
+    await createTopic(topic, 1, { "message.timestamp.type": "LogAppendTime" });
+    const clientTimestampMs = Date.now() - 86_400_000;
+    const beforeMs = Date.now();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await producer.connect();
+    let acked;
+    try {
+      acked = await producer.send({ topic, acks: -1, messages: [0, 1, 2].map((i) => ({ key: `lat-${i}`, value: `value ${i}`, timestamp: String(clientTimestampMs) })) });
+    } finally {
+      await producer.disconnect();
+    }
+    await runKcat(["-P", "-b", bootstrap(), "-t", topic, "-p", "0", "-K", "\t"], { input: "lat-k\tfrom kcat\n" });
+    const afterMs = Date.now();
+    const appendTimeMs = Number(acked[0]?.logAppendTime);
+    expect(appendTimeMs, "the LogAppendTime in kafkajs's Produce answer").toBeGreaterThanOrEqual(beforeMs - 1000);
+    expect(appendTimeMs).toBeLessThanOrEqual(afterMs + 1000);
+
+    // kcat checks CRCs (check.crcs) so a stamp without a new CRC fails here.
+    const json = parseKcatJson((await runKcat(["-C", "-b", bootstrap(), "-t", topic, "-o", "beginning", "-e", "-q", "-J", "-X", "check.crcs=true"])).stdout);
+    expect(json.map((j) => j.payload)).toEqual(["value 0", "value 1", "value 2", "from kcat"]);
+    for (const j of json) {
+      expect(j.tstype, `timestamp type of offset ${j.offset}`).toBe("logappend");
+      expect(j.ts).toBeGreaterThanOrEqual(beforeMs - 1000);
+      expect(j.ts).toBeLessThanOrEqual(afterMs + 1000);
+    }
+    expect(json.slice(0, 3).map((j) => j.ts)).toEqual([appendTimeMs, appendTimeMs, appendTimeMs]);
+
+    const flotilla = await consumeWithFlotilla(topic, 4);
+    expect(flotilla.map((r) => r.timestamp)).toEqual(json.map((j) => j.ts));
+    const viaKafkajs = await consumeWithKafkajs(kafka, { topic, groupId: "interop-log-append-time", count: 4, timeoutMs: 60_000 });
+    viaKafkajs.sort((x, y) => Number(x.message.offset) - Number(y.message.offset));
+    expect(viaKafkajs.map((c) => Number(c.message.timestamp))).toEqual(json.map((j) => j.ts));
   }, 120_000);
 });
