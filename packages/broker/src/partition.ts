@@ -125,6 +125,16 @@ export class Partition {
     return this.registration.leaderEpoch;
   }
 
+  /**
+   * Leader: whether the high watermark is known in this leader epoch, i.e. it has reached
+   * the log end offset this broker had when it became leader. Until then it may be the
+   * stale value a follower carried over (Kafka's leaderEpochStartOffset check), so
+   * ListOffsets answers OFFSET_NOT_AVAILABLE rather than an offset that is too old.
+   */
+  get highWatermarkKnown(): boolean {
+    return this.hw >= this.leaderEpochStartOffset;
+  }
+
   get partitionEpoch(): number {
     return this.registration.partitionEpoch;
   }
