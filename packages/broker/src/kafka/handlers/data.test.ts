@@ -206,6 +206,12 @@ describe("Kafka data-path handlers on a combined node", () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(250);
     expect([waited.errorCode, waited.records!.length]).toEqual([0, 0]);
     expect(await call(fetchSpec(), 11, fetchReq(0, 0, { topics: [] }))).toEqual({ throttleTimeMs: 0, errorCode: 0, sessionId: 0, topics: [] });
+    // current_leader_epoch goes to the broker, which fences a newer one than its own (0).
+    const epochReq = fetchReq(0, 0);
+    epochReq.topics[0]!.partitions[0]!.currentLeaderEpoch = 4;
+    expect((await call(fetchSpec(), 11, epochReq))!.topics[0]!.partitions[0]!.errorCode).toBe(75);
+    epochReq.topics[0]!.partitions[0]!.currentLeaderEpoch = 0;
+    expect((await call(fetchSpec(), 11, epochReq))!.topics[0]!.partitions[0]!.errorCode).toBe(0);
   });
 
   it("ListOffsets: earliest, latest (the HW) and the leader epoch; a newer current_leader_epoch is UNKNOWN_LEADER_EPOCH", async () => {
