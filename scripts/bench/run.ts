@@ -167,7 +167,7 @@ interface Sizes {
  */
 function sizesFor(quick: boolean): Sizes {
   return quick
-    ? { produceDurationMs: 1000, produceRecordsMax: (b) => (b <= 100 ? 3000 : 1000), e2eRecords: 2000, natsDurationMs: 1000 }
+    ? { produceDurationMs: 500, produceRecordsMax: (b) => (b <= 100 ? 1000 : 300), e2eRecords: 1000, natsDurationMs: 500 }
     : { produceDurationMs: 10_000, produceRecordsMax: (b) => (b <= 100 ? 50_000_000 : 10_000_000), e2eRecords: E2E_RECORDS_PER_SEC * 10, natsDurationMs: 8000 };
 }
 
@@ -191,7 +191,9 @@ export function reportStem(date: Date): string {
 }
 
 export async function runBench(options: BenchOptions): Promise<{ report: BenchReport; jsonPath: string; mdPath: string }> {
-  const log = options.log ?? ((line: string): void => void process.stderr.write(`${line}\n`));
+  const benchStartMs = performance.now();
+  const write = options.log ?? ((line: string): void => void process.stderr.write(`${line}\n`));
+  const log = (line: string): void => write(`[${((performance.now() - benchStartMs) / 1000).toFixed(1).padStart(6)} s] ${line}`);
   const sizes = sizesFor(options.quick);
   const started = new Date();
   const outDir = options.outDir ?? path.join(REPO_ROOT, "bench", "results");
@@ -510,7 +512,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
   const mdPath = `${stem}.md`;
   fs.writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(mdPath, renderMarkdown(report));
-  log(renderSummary(report));
+  write(renderSummary(report));
   return { report, jsonPath, mdPath };
 }
 
