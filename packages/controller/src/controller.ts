@@ -84,6 +84,8 @@ export class Controller implements ControllerChannel {
   /** Brokers in controlled shutdown (active controller only; they keep asking, so a new leader learns it again). */
   private readonly shuttingDown = new Set<number>();
   private wasActive = false;
+  /** The log's activeTerm() when this node last became active: a new term means new sessions for everyone. */
+  private activeTerm = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastRebalanceMs = 0;
   private ticking = false;
@@ -363,8 +365,8 @@ export class Controller implements ControllerChannel {
   }
 
   /**
-   * The active controller's periodic duties, at `nowMs`: fence brokers whose session
-   * expired (moving their leaderships away), elect leaders for leaderless partitions
+   * The active controller's periodic duties, at `nowMs`: fence the broker whose session
+   * expired longest ago (one per call, moving its leaderships away), elect leaders for leaderless partitions
    * that have a usable ISR member, and, when enabled, move leadership back to preferred
    * replicas. A node that just became active gives every broker a fresh session first
    * (it has not heard from any yet). Returns once the resulting commands are committed.
@@ -385,23 +387,42 @@ export class Controller implements ControllerChannel {
       this.wasActive = false;
       return;
     }
-    if (!this.wasActive) {
+    const term = this.options.log.activeTerm?.() ?? 0;
+    if (!this.wasActive || term !== this.activeTerm) {
+      // Kafka's BrokerHeartbeatManager starts over on a new active controller: no broker
+      // is fenced for a silence this node did not observe, so each gets a full session
+      // from now (its heartbeats may still be finding their way here).
       this.wasActive = true;
+      this.activeTerm = term;
       this.lastSeenMs.clear();
       this.shuttingDown.clear();
       for (const id of this.image_.brokers.keys()) this.lastSeenMs.set(id, nowMs);
       this.lastRebalanceMs = nowMs;
-      this.options.logger.info({ brokers: this.image_.brokers.size, offset: this.image_.offset }, "this node is now the active controller");
+      this.options.logger.info({ brokers: this.image_.brokers.size, offset: this.image_.offset, term }, "this node is now the active controller");
     }
     const sessionMs = this.options.brokerSessionTimeoutMs ?? 9000;
     try {
+      // Kafka's maybeFenceOneStaleBroker: at most one broker per check, the one silent
+      // longest. When several sessions lapse together (heartbeats still finding a new
+      // controller), fencing all at once would shrink every ISR onto whichever broker is
+      // fenced last, perhaps the one really gone, leaving its partitions leaderless; the
+      // others get until the next check to be heard.
+      let stale: { brokerId: number; seenMs: number } | undefined;
       for (const broker of this.image_.brokers.values()) {
         if (broker.fenced) continue;
-        const seen = this.lastSeenMs.get(broker.brokerId) ?? nowMs;
         if (!this.lastSeenMs.has(broker.brokerId)) this.lastSeenMs.set(broker.brokerId, nowMs);
-        if (nowMs - seen <= sessionMs) continue;
-        this.options.logger.warn({ brokerId: broker.brokerId, silentMs: nowMs - seen, sessionTimeoutMs: sessionMs }, "broker session expired; fencing it and moving its leaderships");
-        await this.run("FenceBroker", (image) => fenceBroker(image, broker.brokerId, this.context()));
+        const seenMs = this.lastSeenMs.get(broker.brokerId) ?? nowMs;
+        if (nowMs - seenMs <= sessionMs) continue;
+        if (!stale || seenMs < stale.seenMs || (seenMs === stale.seenMs && broker.brokerId < stale.brokerId)) stale = { brokerId: broker.brokerId, seenMs };
+      }
+      if (stale) {
+        const { brokerId, seenMs } = stale;
+        await this.run("FenceBroker", (image) => {
+          // Heard from while this command waited in the queue: its session is alive again.
+          if ((this.lastSeenMs.get(brokerId) ?? seenMs) !== seenMs) return { records: [], response: undefined };
+          this.options.logger.warn({ brokerId, silentMs: nowMs - seenMs, sessionTimeoutMs: sessionMs }, "broker session expired; fencing it and moving its leaderships");
+          return fenceBroker(image, brokerId, this.context());
+        });
       }
       if (electLeaderless(this.image_, this.context()).length > 0) {
         await this.run("ElectLeaders", (image) => ({ records: electLeaderless(image, this.context()), response: undefined }));

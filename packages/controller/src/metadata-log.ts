@@ -47,6 +47,13 @@ export interface MetadataLog {
   /** "host:port" of the active controller's controller listener, when known. */
   activeAddress?(): string | undefined;
   /**
+   * While this node is active: a number that changes each time it becomes active anew
+   * (the Raft term it leads). The controller gives every broker a fresh session when it
+   * changes, since it has heard no heartbeat in the new period. Logs without the method
+   * are active in one period forever.
+   */
+  activeTerm?(): number;
+  /**
    * The image as of the committed offset, for logs that keep one (the Raft log keeps it
    * for snapshots). The controller starts from it instead of replaying read(0).
    */

@@ -113,6 +113,8 @@ export class RaftMetadataLog implements MetadataLog, StateMachine {
   private readonly commitListeners = new Set<CommitListener>();
   private readonly snapshotListeners = new Set<(image: MetadataImage) => void>();
   private readonly offsetWaiters = new Set<() => void>();
+  private readonly leaderListeners = new Set<(leaderId: NodeId, address: string | undefined) => void>();
+  private knownLeaderId: NodeId = 0;
   private recent: CommittedRecord[] = [];
   private readonly appliedByIndex = new Map<number, { baseOffset: number; lastOffset: number }>();
   private leaderTerm = 0;
@@ -159,6 +161,40 @@ export class RaftMetadataLog implements MetadataLog, StateMachine {
       // The new leader's no-op is its last entry now; once applied, every earlier entry is.
       this.leaderSinceIndex = this.driver.status().lastIndex;
     }
+    if (state.leader !== this.knownLeaderId) {
+      this.knownLeaderId = state.leader;
+      if (state.leader !== 0) {
+        const address = this.options.voters.get(state.leader);
+        for (const listener of [...this.leaderListeners]) {
+          try {
+            listener(state.leader, address);
+          } catch (err) {
+            this.options.logger.error({ err, leaderId: state.leader }, "metadata quorum leader listener threw");
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` whenever this voter learns of a new Raft leader (Kafka's
+   * RaftClient.Listener.handleLeaderChange): its id and controller address. Returns the
+   * unsubscribe function.
+   */
+  onLeaderChange(listener: (leaderId: NodeId, address: string | undefined) => void): () => void {
+    this.leaderListeners.add(listener);
+    return () => this.leaderListeners.delete(listener);
+  }
+
+  /** The Raft leader as this voter knows it (the active controller once it has applied its no-op); -1 when unknown. */
+  leaderId(): NodeId {
+    const leader = this.driver.status().leader;
+    return leader === 0 ? -1 : leader;
+  }
+
+  /** The term in which this voter became leader, while it is the leader; 0 otherwise. */
+  activeTerm(): number {
+    return this.isActive() ? this.leaderTerm : 0;
   }
 
   // --- StateMachine (called by the driver's ready loop) ---
@@ -290,6 +326,7 @@ export class RaftMetadataLog implements MetadataLog, StateMachine {
   async close(options: { leadership?: "transfer" | "abandon" } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.leaderListeners.clear();
     await this.driver.stop({ leadership: options.leadership ?? "transfer", transferTimeoutMs: 2000 });
     this.wakeOffsetWaiters();
     this.commitListeners.clear();
