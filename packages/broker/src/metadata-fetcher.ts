@@ -90,7 +90,7 @@ export class FetchedMetadataLog implements MetadataLog {
   }
 
   activeAddress(): string | undefined {
-    return this.client.leaderAddress;
+    return this.client.activeControllerAddress ?? this.client.leaderAddress;
   }
 
   append(): Promise<{ baseOffset: number; lastOffset: number }> {

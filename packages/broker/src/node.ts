@@ -70,6 +70,8 @@ export const SHUTDOWN_GRACE_MS = 5000;
 export const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5000;
 /** Longest start-up waits for an active controller to register this broker. */
 export const REGISTRATION_TIMEOUT_MS = 60_000;
+/** Floor of one broker heartbeat attempt's deadline (otherwise a third of broker.session.timeout.ms). */
+export const HEARTBEAT_CALL_TIMEOUT_MIN_MS = 250;
 /** Raft tick length of the metadata quorum. */
 const RAFT_TICK_MS = 50;
 
@@ -157,7 +159,15 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
 
     // --- the metadata log and the controller ---
     const voterAddresses = new Map(config.controllerQuorumVoters.map((v) => [v.id, bindAddress(v.host, v.port)]));
-    const quorumClient = quorum ? new ControllerQuorumClient({ addresses: [...voterAddresses.values()], logger: logger.child({ component: "controller-client" }) }) : undefined;
+    const quorumClient = quorum
+      ? new ControllerQuorumClient({
+          addresses: [...voterAddresses.values()],
+          logger: logger.child({ component: "controller-client" }),
+          // One heartbeat attempt stuck on a cut-off former controller must not outlast this
+          // broker's session at the controller that took over.
+          heartbeatCallTimeoutMs: Math.max(HEARTBEAT_CALL_TIMEOUT_MIN_MS, Math.floor(config.brokerSessionTimeoutMs / 3)),
+        })
+      : undefined;
     if (quorumClient) cleanups.push(async () => quorumClient.close());
     let metadataLog: MetadataLog;
     let raftLog: RaftMetadataLog | undefined;
@@ -174,11 +184,32 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
         electionTicks: Math.max(2, Math.round(config.controllerQuorumElectionTimeoutMs / RAFT_TICK_MS)),
       });
       metadataLog = raftLog;
+      // Commands this voter forwards (its broker's heartbeats among them) follow the quorum's
+      // leader as soon as this voter's Raft node learns of it, not after a timeout.
+      if (quorumClient) {
+        const client = quorumClient;
+        const stop = raftLog.onLeaderChange((_leaderId, address) => {
+          if (address) client.noteLeader(address);
+        });
+        cleanups.push(async () => stop());
+      }
     } else {
       fetchedLog = new FetchedMetadataLog(quorumClient!, logger.child({ component: "metadata-fetcher" }));
       metadataLog = fetchedLog;
     }
     const log = metadataLog;
+    /**
+     * The active controller for Metadata answers: the metadata quorum's Raft leader as this
+     * node knows it (its own Raft node on a voter; the last controller that answered or was
+     * hinted on a broker-only node), -1 when unknown (as Kafka answers).
+     */
+    const activeControllerId = (): number => {
+      if (!quorum) return config.nodeId;
+      if (raftLog) return raftLog.leaderId();
+      const address = quorumClient?.activeControllerAddress;
+      for (const [id, a] of voterAddresses) if (a === address) return id;
+      return -1;
+    };
     let controllerServer: ReturnType<typeof createGrpcServer> | undefined;
     cleanups.push(async () => {
       // Raft first (a leader hands leadership on, which needs the listener), then the listener.
@@ -255,7 +286,10 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     const broker = new Broker({
       nodeId: config.nodeId,
       clusterId,
-      controllerId: quorum ? (config.controllerQuorumVoters[0]?.id ?? config.nodeId) : config.nodeId,
+      // Read at every Metadata request: the active controller as this node last learned it.
+      get controllerId(): number {
+        return activeControllerId();
+      },
       listenerName: listener.name,
       controller,
       replicas,

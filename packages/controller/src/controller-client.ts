@@ -4,11 +4,20 @@
  * use (FetchMetadata, DescribeQuorum, DescribeCluster).
  *
  * Leader following: a call goes to the last known active controller (at first, the first
- * voter). NOT_CONTROLLER with a leader hint moves it to the hinted address at once;
- * without a hint, and on network errors and other retriable errors, it tries the next
- * voter after a back-off (doubling from retryBackoffMinMs to retryBackoffMaxMs). Bounded
- * by `attemptsMax` and `totalTimeoutMs`; then the last error is thrown. Non-retriable
- * errors are thrown at once.
+ * voter). NOT_CONTROLLER with a leader hint moves it to the hinted address at once (a
+ * hint naming the voter just asked, which is elected but not yet active, is retried there
+ * after a back-off); without a hint, and on network errors and other retriable errors, it
+ * tries the next voter after a back-off (doubling from retryBackoffMinMs to
+ * retryBackoffMaxMs). Bounded by `attemptsMax` and `totalTimeoutMs`; then the last error
+ * is thrown. Non-retriable errors are thrown at once.
+ *
+ * `noteLeader(address)` is the push side of leader following (Kafka's controller channel
+ * listening to the metadata quorum's leader changes): a voter whose own Raft node learns
+ * of a new leader says so, and every attempt still waiting on another voter is abandoned
+ * and sent to the new leader at once, instead of waiting out its deadline against a
+ * controller that may be cut off. Broker heartbeats also get a shorter per-attempt
+ * deadline (`heartbeatCallTimeoutMs`), so that one unanswered attempt cannot outlast the
+ * broker's session at the controller that took over.
  */
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
@@ -31,10 +40,16 @@ export interface ControllerClientOptions {
   readonly attemptsMax?: number;
   readonly retryBackoffMinMs?: number;
   readonly retryBackoffMaxMs?: number;
+  /**
+   * Deadline of one BrokerHeartbeat attempt. Default callTimeoutMs. Set it well below
+   * broker.session.timeout.ms: a heartbeat stuck on an unreachable former controller
+   * must give up and find the new one while the broker's session there is still alive.
+   */
+  readonly heartbeatCallTimeoutMs?: number;
 }
 
 type Res = Record<string, unknown>;
-type Method = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+type Method = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
 
 export interface FetchMetadataReply {
   /** Encoded records starting at the asked offset. */
@@ -62,11 +77,23 @@ export interface ClusterDescription {
 const num = (v: unknown): number => (typeof v === "number" ? v : Number(v ?? 0));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Methods any voter answers from its own committed state: their success says nothing about who leads. */
+const READ_METHODS = new Set(["FetchMetadata", "DescribeQuorum", "DescribeCluster"]);
+
+/** One attempt waiting for its answer; `abandon` settles it early (its gRPC call is cancelled). */
+interface InFlightAttempt {
+  readonly address: string;
+  readonly abandon: (err: FlotillaError) => void;
+}
+
 export class ControllerQuorumClient implements ControllerChannel {
   private readonly clients = new Map<string, grpc.Client>();
   private current = 0;
   private readonly addresses: string[];
   private closed = false;
+  /** The active controller as last learned: a command answered there, a NOT_CONTROLLER hint, or noteLeader. */
+  private knownLeader: string | undefined;
+  private readonly inFlight = new Set<InFlightAttempt>();
 
   constructor(private readonly options: ControllerClientOptions) {
     if (options.addresses.length === 0) throw new FlotillaError("INVALID_CONFIG", "the controller client needs at least one controller address");
@@ -76,6 +103,29 @@ export class ControllerQuorumClient implements ControllerChannel {
   /** The address calls go to first. */
   get leaderAddress(): string {
     return this.addresses[this.current]!;
+  }
+
+  /** "host:port" of the active controller as this client last learned it; undefined when unknown. */
+  get activeControllerAddress(): string | undefined {
+    return this.knownLeader;
+  }
+
+  /**
+   * The metadata quorum has a new leader at `address` (one of the voter addresses; others
+   * are ignored). Later calls go there first, and attempts waiting on any other voter are
+   * abandoned with NOT_CONTROLLER hinting at it, so their operations retry there at once.
+   */
+  noteLeader(address: string): void {
+    const index = this.addresses.indexOf(address);
+    if (index < 0 || this.closed) return;
+    const changed = this.knownLeader !== address;
+    this.knownLeader = address;
+    this.current = index;
+    if (!changed) return;
+    for (const attempt of [...this.inFlight]) {
+      if (attempt.address === address) continue;
+      attempt.abandon(new FlotillaError("NOT_CONTROLLER", `the metadata quorum has a new leader at ${address}; abandoned the call to ${attempt.address}`, { leaderHint: address }));
+    }
   }
 
   private client(address: string): grpc.Client {
@@ -93,7 +143,23 @@ export class ControllerQuorumClient implements ControllerChannel {
     const fn = client[method];
     if (!fn) throw new Error(`controller service has no method ${method}`);
     return new Promise((resolve, reject) => {
-      fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      let settled = false;
+      let call: grpc.ClientUnaryCall | undefined;
+      const attempt: InFlightAttempt = {
+        address,
+        abandon: (err) => {
+          if (settled) return;
+          settled = true;
+          this.inFlight.delete(attempt);
+          call?.cancel();
+          reject(err);
+        },
+      };
+      this.inFlight.add(attempt);
+      call = fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (settled) return;
+        settled = true;
+        this.inFlight.delete(attempt);
         if (err) reject(fromServiceError(err, `${method} at controller ${address}`));
         else resolve(res);
       });
@@ -111,17 +177,25 @@ export class ControllerQuorumClient implements ControllerChannel {
     for (let attempt = 1; attempt <= attemptsMax && !this.closed; attempt++) {
       const address = this.addresses[this.current]!;
       try {
-        return await this.once(address, method, request, callTimeoutMs);
+        const response = await this.once(address, method, request, callTimeoutMs);
+        if (!READ_METHODS.has(method)) this.knownLeader = address;
+        return response;
       } catch (err) {
         const fe = err instanceof FlotillaError ? err : new FlotillaError("UNKNOWN_SERVER_ERROR", String(err), { cause: err });
         lastError = fe;
         if (!fe.retriable) throw fe;
         const hinted = fe.errorName === "NOT_CONTROLLER" && fe.leaderHint ? this.addresses.indexOf(fe.leaderHint) : -1;
+        if (hinted >= 0) this.knownLeader = fe.leaderHint;
+        else if (fe.errorName === "NOT_CONTROLLER" && this.knownLeader === address) this.knownLeader = undefined;
+        if (hinted >= 0 && this.addresses[this.current] !== address) {
+          continue; // noteLeader moved this client while the attempt waited: go there at once
+        }
         if (hinted >= 0 && hinted !== this.current) {
           this.current = hinted;
           continue; // follow the hint at once
         }
-        this.current = (this.current + 1) % this.addresses.length;
+        // The hinted voter is the one asked (elected, not yet active): ask it again after the back-off.
+        if (hinted < 0) this.current = (this.current + 1) % this.addresses.length;
         if (Date.now() + backoffMs > deadline) break;
         this.options.logger?.debug({ method, address, attempt, err: fe.message }, "controller call failed; retrying");
         await sleep(backoffMs);
@@ -137,7 +211,7 @@ export class ControllerQuorumClient implements ControllerChannel {
   }
 
   async brokerHeartbeat(request: BrokerHeartbeatCall): Promise<BrokerHeartbeatReply & { metadataOffset: number }> {
-    const r = await this.call("BrokerHeartbeat", request);
+    const r = await this.call("BrokerHeartbeat", request, this.options.heartbeatCallTimeoutMs !== undefined ? { callTimeoutMs: this.options.heartbeatCallTimeoutMs } : {});
     return { isFenced: Boolean(r.isFenced), shouldShutDown: Boolean(r.shouldShutDown), isCaughtUp: Boolean(r.isCaughtUp), metadataOffset: num(r.metadataOffset) };
   }
 
@@ -215,6 +289,7 @@ export class ControllerQuorumClient implements ControllerChannel {
 
   close(): void {
     this.closed = true;
+    for (const attempt of [...this.inFlight]) attempt.abandon(new FlotillaError("SHUTTING_DOWN", `controller client closed during a call to ${attempt.address}`));
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
