@@ -14,8 +14,8 @@
  *   so both isolation levels read up to it and no aborted transactions are listed;
  * - manual replica assignments in CreateTopics: INVALID_REPLICA_ASSIGNMENT per topic.
  */
-import { FlotillaError, errorNameOf } from "@flotilla/common";
-import type { FetchRequest, PartitionMetadata } from "@flotilla/protocol";
+import { FlotillaError } from "@flotilla/common";
+import { errorFromFields, type FetchRequest, type PartitionMetadata } from "@flotilla/protocol";
 import {
   KAFKA_AUTHORIZED_OPERATIONS_OMITTED,
   KAFKA_FETCH_SESSION_ID_NOT_FOUND,
@@ -426,7 +426,8 @@ async function describeTopicConfigs(backends: KafkaBackends, name: string, keys:
   const res = await backends.broker.describeTopics({ names: [name] });
   const topic = res.topics[0];
   if (!topic) throw new FlotillaError("UNKNOWN_TOPIC_OR_PARTITION", `topic "${name}" was not described`);
-  if (topic.errorCode !== 0) throw new FlotillaError(errorNameOf(topic.errorCode), topic.errorMessage || `topic "${name}"`);
+  const failed = errorFromFields(topic.errorCode, topic.errorMessage);
+  if (failed) throw failed;
   const overridden = new Set(topic.overriddenConfigs);
   const brokerConfigs = includeSynonyms ? backends.brokerConfigs() : {};
   const entries = Object.entries(topic.configs)
