@@ -331,6 +331,25 @@ describe("Kafka connection: bytes already read by the same-port router", () => {
   });
 });
 
+describe("Kafka listener bookkeeping", () => {
+  it("does not keep a connection whose socket was already closed when it was handed over", async () => {
+    const listener = new KafkaListener({ registry: new KafkaHandlerRegistry([]), logger: silentLogger() });
+    const server = net.createServer((s) => {
+      s.destroy();
+      listener.accept(s);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = await connect((server.address() as net.AddressInfo).port);
+      expect(await c.waitClosed()).toBe(true);
+      expect(listener.connectionCount).toBe(0);
+    } finally {
+      listener.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe("Kafka handler registry", () => {
   it("always serves ApiVersions, lists versions by api key, and refuses two handlers for one key", () => {
     const registry = new KafkaHandlerRegistry([new EchoHandler() as KafkaHandler]);

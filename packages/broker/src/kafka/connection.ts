@@ -120,6 +120,11 @@ export class KafkaConnection {
    * the constructor so the owner has registered the connection before it can close.
    */
   start(): void {
+    if (this.socket.destroyed) {
+      // Closed before it was handed over: its 'close' event may already be gone.
+      this.onSocketClose();
+      return;
+    }
     const initial = this.options.initialBytes;
     if (initial && initial.length > 0) this.onData(initial);
     if (!this.closedFlag) this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
