@@ -89,8 +89,15 @@ export function grpcReplicaClientFactory(leader: LeaderEndpoint): ReplicaFetchCl
   const call = <Req, Res>(method: string, request: Req, signal: AbortSignal, deadlineMs: number): Promise<Res> => {
     const fn = client[method] as (req: Req, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
     return new Promise((resolve, reject) => {
-      const c = fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(fromServiceError(err, method)) : resolve(res)));
-      signal.addEventListener("abort", () => c.cancel(), { once: true });
+      // The signal outlives the call (it is the fetcher's, renewed only on a wake-up), so the
+      // listener goes when the call ends: otherwise each fetch would leave one behind.
+      const onAbort = (): void => c.cancel();
+      const c = fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+        signal.removeEventListener("abort", onAbort);
+        if (err) reject(fromServiceError(err, method));
+        else resolve(res);
+      });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   };
   return {
