@@ -7,7 +7,7 @@ const t1: TopicPartition = { topic: "t", partition: 1 };
 const none = new Set<string>();
 
 function rec(sizeBytes: number, tag = ""): PendingRecord<number> {
-  return { record: { key: null, value: Buffer.from(tag), headers: [], timestamp: 0 }, sizeBytes, done: () => undefined };
+  return { record: { key: null, value: Buffer.from(tag), headers: [], timestamp: 0 }, sizeBytes, owner: 0, index: 0 };
 }
 
 describe("RecordAccumulator", () => {

@@ -11,12 +11,16 @@ export function tpKey(tp: TopicPartition): string {
   return `${tp.topic}\u0000${tp.partition}`;
 }
 
-/** One record waiting in a batch, with the callbacks that settle its send() promise. */
-export interface PendingRecord<R = unknown> {
+/**
+ * One record waiting in a batch. `owner` is what settles its outcome (the producer's send()
+ * call, which counts its records) and `index` the record's place in it: one shared owner
+ * per call instead of a promise and a closure per record keeps send() cheap per record.
+ */
+export interface PendingRecord<O = unknown> {
   record: OutgoingRecord;
   sizeBytes: number;
-  /** Settles the record's delivery: its offset (or -1 for acks=0) and broker timestamp. */
-  done: (result: { ok: true; value: R } | { ok: false; error: Error }) => void;
+  owner: O;
+  index: number;
 }
 
 /**
@@ -116,8 +120,7 @@ export class RecordAccumulator<R = unknown> {
    * A record larger than batch.size gets a batch of its own. Returns the batch it joined and
    * whether that batch is now full (so the caller may send without waiting for linger.ms).
    */
-  append(tp: TopicPartition, pending: PendingRecord<R>, nowMs: number): { batch: ProducerBatch<R>; batchFull: boolean; newBatch: boolean } {
-    const key = tpKey(tp);
+  append(tp: TopicPartition, pending: PendingRecord<R>, nowMs: number, key: string = tpKey(tp)): { batch: ProducerBatch<R>; batchFull: boolean; newBatch: boolean } {
     let q = this.queues.get(key);
     if (!q) {
       q = [];

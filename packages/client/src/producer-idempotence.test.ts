@@ -144,7 +144,7 @@ describe("accumulator with sequenced batches", () => {
   function drainedBatches(acc: RecordAccumulator, n: number): ProducerBatch[] {
     const out: ProducerBatch[] = [];
     for (let i = 0; i < n; i++) {
-      acc.append(tp, { record, sizeBytes: 100, done: () => {} }, 0);
+      acc.append(tp, { record, sizeBytes: 100, owner: undefined, index: 0 }, 0);
       const [b] = acc.drain([tp], 1 << 20);
       b!.producerId = 1;
       b!.producerEpoch = 0;
@@ -157,7 +157,7 @@ describe("accumulator with sequenced batches", () => {
   it("puts retries back in sequence order, ahead of new batches, whatever order they failed in", () => {
     const acc = new RecordAccumulator({ batchSizeBytes: 150, lingerMs: 0 });
     const [b0, b1, b2] = drainedBatches(acc, 3);
-    acc.append(tp, { record, sizeBytes: 100, done: () => {} }, 0); // a new batch, no sequence yet
+    acc.append(tp, { record, sizeBytes: 100, owner: undefined, index: 0 }, 0); // a new batch, no sequence yet
     acc.reenqueue(b2!, 0);
     acc.reenqueue(b0!, 0);
     acc.reenqueue(b1!, 0);

@@ -4,7 +4,7 @@ import { RecordAccumulator, tpKey, type PendingRecord, type ProducerBatch, type 
 import type { Cluster } from "./cluster.js";
 import { checkInt, makeCluster, resolveCommon, type CommonClientOptions, type ResolvedCommon } from "./config.js";
 import { PartitionChooser, type PartitionerFn, type UnkeyedPartitioning } from "./partitioner.js";
-import { estimateRecordSizeBytes, toBuffer, toHeaders, type Bytes, type HeadersInput, type OutgoingRecord } from "./records.js";
+import { estimateRecordSizeBytes, toBuffer, toHeaders, type Bytes, type HeadersInput, type OutgoingRecord, type RecordHeader } from "./records.js";
 import { backoffMs, shouldRetry, withRetries } from "./retry.js";
 
 export type Acks = 0 | 1 | -1 | "all";
@@ -75,12 +75,83 @@ export interface RecordMetadata {
   timestamp: number;
 }
 
-interface Delivery {
-  offset: number;
-  logAppendTimeMs: number;
+/**
+ * One send() call: counts its records as batches settle them and settles the call's
+ * promise once all are done (the first failure in message order wins, as before, but only
+ * once every record is settled, so none is left unobserved). A call that fails before all
+ * its records were queued (no metadata, no buffer space) rejects at once; its queued
+ * records still go out and their outcomes are dropped.
+ */
+class SendCall {
+  readonly promise: Promise<RecordMetadata[]>;
+  private resolve!: (value: RecordMetadata[]) => void;
+  private reject!: (error: Error) => void;
+  private readonly results: RecordMetadata[];
+  private remaining: number;
+  private firstErrorIndex = Infinity;
+  private firstError: Error | undefined;
+  private done = false;
+
+  constructor(
+    readonly topic: string,
+    count: number,
+  ) {
+    this.results = new Array<RecordMetadata>(count);
+    this.remaining = count;
+    this.promise = new Promise<RecordMetadata[]>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    if (count === 0) this.finish();
+  }
+
+  succeeded(index: number, partition: number, offset: number, timestamp: number): void {
+    if (this.done) return;
+    this.results[index] = { topic: this.topic, partition, offset, timestamp };
+    if (--this.remaining === 0) this.finish();
+  }
+
+  failed(index: number, error: Error): void {
+    if (this.done) return;
+    if (index < this.firstErrorIndex) {
+      this.firstErrorIndex = index;
+      this.firstError = error;
+    }
+    if (--this.remaining === 0) this.finish();
+  }
+
+  /** Fails the whole call now (its records could not all be queued). */
+  abort(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.reject(error);
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.firstError) this.reject(this.firstError);
+    else this.resolve(this.results);
+  }
 }
 
-type Batch = ProducerBatch<Delivery>;
+type Batch = ProducerBatch<SendCall>;
+
+/** A message placed on its partition, not yet queued. */
+interface Placed {
+  tp: TopicPartition;
+  key: string;
+  record: OutgoingRecord;
+  sizeBytes: number;
+}
+
+const NO_HEADERS: RecordHeader[] = [];
+/**
+ * How long send() trusts the cached metadata of a topic before it goes through the cluster's
+ * freshness check (and a refresh when due) again. Between checks, records are placed with
+ * the cached partition count, as Kafka's producer does; the sender refreshes metadata on any
+ * leader error by itself.
+ */
+const TOPIC_RECHECK_MS_MAX = 1000;
 
 /**
  * Batches in flight per partition with idempotence: the leader remembers a producer's last 5
@@ -156,7 +227,7 @@ const METADATA_ERRORS = new Set([
 export class Producer {
   private readonly common: ResolvedCommon;
   private readonly cluster: Cluster;
-  private readonly acc: RecordAccumulator<Delivery>;
+  private readonly acc: RecordAccumulator<SendCall>;
   private readonly chooser: PartitionChooser;
   private readonly acks: number;
   private readonly compression: Compression;
@@ -196,6 +267,12 @@ export class Producer {
   private spaceWaiters: (() => void)[] = [];
   /** Settles when the last send() call has queued its records (see send()). */
   private appendTail: Promise<void> = Promise.resolve();
+  /** send() calls still waiting (for metadata or buffer space) to queue their records. */
+  private appendsWaiting = 0;
+  /** Per topic, monotonic ms when send() last checked its metadata through the cluster. */
+  private readonly topicCheckedAtMs = new Map<string, number>();
+  /** Per topic, one TopicPartition object and key per partition, reused by every record. */
+  private readonly partitionsOf = new Map<string, { tp: TopicPartition; key: string }[]>();
 
   constructor(options: ProducerOptions) {
     this.common = resolveCommon(options, "producer");
@@ -230,7 +307,7 @@ export class Producer {
         `deliveryTimeoutMs (${this.deliveryTimeoutMs}) must be >= lingerMs + requestTimeoutMs (${this.lingerMs + this.common.requestTimeoutMs})`,
       );
     }
-    this.acc = new RecordAccumulator<Delivery>({ batchSizeBytes, lingerMs: this.lingerMs });
+    this.acc = new RecordAccumulator<SendCall>({ batchSizeBytes, lingerMs: this.lingerMs });
     this.chooser = new PartitionChooser({ unkeyed: options.unkeyedPartitioning ?? "sticky", custom: options.partitioner, batchSizeBytes }, this.common.random);
     this.cluster = makeCluster(this.common);
   }
@@ -240,43 +317,69 @@ export class Producer {
    * are acknowledged (per acks). Rejects with the first FlotillaError if any fails; records
    * of other partitions in the same call may still have been written.
    */
-  async send(request: SendRequest): Promise<RecordMetadata[]> {
-    if (this.closing) throw new FlotillaError("INVALID_REQUEST", "send() after close()");
-    // Appends happen in call order, also when an earlier call waits for metadata, so that
-    // records of concurrent send() calls to a partition keep the order of the calls.
+  send(request: SendRequest): Promise<RecordMetadata[]> {
+    if (this.closing) return Promise.reject(new FlotillaError("INVALID_REQUEST", "send() after close()"));
+    const { topic } = request;
+    const call = new SendCall(topic, request.messages.length);
+    // Fast path: no earlier call is still waiting, the topic's metadata was checked within
+    // TOPIC_RECHECK_MS_MAX and the records fit in buffer.memory: queue them now, without
+    // awaiting anything, so a send() costs no promise beyond the call's own.
+    if (this.appendsWaiting === 0 && request.messages.length > 0) {
+      const info = this.cluster.cachedTopic(topic);
+      const checkedAtMs = this.topicCheckedAtMs.get(topic);
+      const nowMs = this.common.clock.monotonicMs();
+      if (info && checkedAtMs !== undefined && nowMs - checkedAtMs < Math.min(TOPIC_RECHECK_MS_MAX, this.common.metadataMaxAgeMs)) {
+        let placed: Placed[];
+        try {
+          placed = this.place(request, info.partitions.length);
+        } catch (err) {
+          call.abort(err as Error);
+          return call.promise;
+        }
+        let bytes = 0;
+        for (const p of placed) bytes += p.sizeBytes;
+        if (this.acc.bytesInUse + bytes <= this.bufferMemoryBytes) {
+          this.enqueue(call, placed, 0, nowMs);
+          return call.promise;
+        }
+      }
+    }
+    // Slow path. Appends happen in call order, also when an earlier call waits for metadata
+    // or buffer space, so that records of concurrent send() calls to a partition keep the
+    // order of the calls.
     const previous = this.appendTail;
     let appended!: () => void;
     this.appendTail = new Promise<void>((r) => (appended = r));
-    let results: Promise<RecordMetadata>[];
-    try {
-      await previous;
-      results = await this.append(request);
-    } finally {
-      appended();
-    }
-    // Attach handlers to every promise so that one rejection does not leave others unhandled.
-    const settled = await Promise.allSettled(results);
-    const failed = settled.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    return settled.map((s) => (s as PromiseFulfilledResult<RecordMetadata>).value);
+    this.appendsWaiting++;
+    void (async () => {
+      try {
+        await previous;
+        await this.append(request, call);
+      } catch (err) {
+        call.abort(err as Error);
+      } finally {
+        this.appendsWaiting--;
+        appended();
+      }
+    })();
+    return call.promise;
   }
 
-  /** Looks up the topic, places and queues every message; returns one promise per message. */
-  private async append(request: SendRequest): Promise<Promise<RecordMetadata>[]> {
+  /** Validates and places every message (none is queued if one is bad). */
+  private place(request: SendRequest, numPartitions: number): Placed[] {
     const { topic } = request;
-    const startMs = this.common.clock.monotonicMs();
-    const blockDeadlineMs = startMs + this.maxBlockMs;
-    const info = await withRetries(() => this.cluster.topic(topic, blockDeadlineMs), this.common.retry, this.common, { deadlineMs: blockDeadlineMs });
-    const numPartitions = info.partitions.length;
-
-    // Validate and place every message before queueing any, so a bad one fails the call whole.
-    const placed: { tp: TopicPartition; record: OutgoingRecord; sizeBytes: number }[] = [];
+    let tps = this.partitionsOf.get(topic);
+    if (!tps || tps.length !== numPartitions) {
+      tps = Array.from({ length: numPartitions }, (_, partition) => ({ tp: { topic, partition }, key: tpKey({ topic, partition }) }));
+      this.partitionsOf.set(topic, tps);
+    }
+    const placed: Placed[] = [];
     const nowMs = this.common.clock.nowMs();
     for (const m of request.messages) {
       const record: OutgoingRecord = {
         key: toBuffer(m.key),
         value: toBuffer(m.value),
-        headers: toHeaders(m.headers),
+        headers: m.headers ? toHeaders(m.headers) : NO_HEADERS,
         timestamp: m.timestamp ?? nowMs,
       };
       const sizeBytes = estimateRecordSizeBytes(record);
@@ -284,39 +387,45 @@ export class Producer {
         throw new FlotillaError("MESSAGE_TOO_LARGE", `a record of about ${sizeBytes} bytes for topic "${topic}" is larger than maxRequestSizeBytes (${this.maxRequestSizeBytes}) or bufferMemoryBytes`);
       }
       const partition = this.chooser.choose({ topic, key: record.key, value: record.value, partition: m.partition, numPartitions, recordSizeBytes: sizeBytes });
-      placed.push({ tp: { topic, partition }, record, sizeBytes });
+      const known = tps[partition];
+      placed.push({ tp: known ? known.tp : { topic, partition }, key: known ? known.key : tpKey({ topic, partition }), record, sizeBytes });
     }
+    return placed;
+  }
 
-    const results: Promise<RecordMetadata>[] = [];
-    for (const p of placed) {
+  /** Queues placed[from..] into the accumulator (the caller made sure they fit). */
+  private enqueue(call: SendCall, placed: readonly Placed[], from: number, nowMs: number, count = placed.length - from): void {
+    for (let i = from; i < from + count; i++) {
+      const p = placed[i]!;
+      const { batch, batchFull, newBatch } = this.acc.append(p.tp, { record: p.record, sizeBytes: p.sizeBytes, owner: call, index: i }, nowMs, p.key);
+      if (newBatch) this.track(batch);
+      if (batchFull) this.wakeup();
+    }
+    this.wakeup();
+  }
+
+  /** Slow path: looks up the topic, places the messages and queues them, waiting for buffer space as needed. */
+  private async append(request: SendRequest, call: SendCall): Promise<void> {
+    const { topic } = request;
+    const startMs = this.common.clock.monotonicMs();
+    const blockDeadlineMs = startMs + this.maxBlockMs;
+    const info = await withRetries(() => this.cluster.topic(topic, blockDeadlineMs), this.common.retry, this.common, { deadlineMs: blockDeadlineMs });
+    this.topicCheckedAtMs.set(topic, this.common.clock.monotonicMs());
+    const placed = this.place(request, info.partitions.length);
+    for (let i = 0; i < placed.length; i++) {
+      const p = placed[i]!;
       if (this.acc.bytesInUse + p.sizeBytes > this.bufferMemoryBytes) {
         try {
           await this.waitForSpace(p.sizeBytes, blockDeadlineMs);
         } catch (err) {
           // Records already queued still go out; their outcome is dropped with this call's error.
-          for (const r of results) r.catch(() => undefined);
           this.wakeup();
           throw err;
         }
       }
-      results.push(
-        new Promise<RecordMetadata>((resolve, reject) => {
-          const pending: PendingRecord<Delivery> = {
-            record: p.record,
-            sizeBytes: p.sizeBytes,
-            done: (r) => {
-              if (!r.ok) reject(r.error);
-              else resolve({ topic, partition: p.tp.partition, offset: r.value.offset, timestamp: r.value.logAppendTimeMs >= 0 ? r.value.logAppendTimeMs : p.record.timestamp });
-            },
-          };
-          const { batch, batchFull, newBatch } = this.acc.append(p.tp, pending, this.common.clock.monotonicMs());
-          if (newBatch) this.track(batch);
-          if (batchFull) this.wakeup();
-        }),
-      );
+      this.enqueue(call, placed, i, this.common.clock.monotonicMs(), 1);
     }
     this.wakeup();
-    return results;
   }
 
   /**
@@ -660,15 +769,21 @@ export class Producer {
     this.complete(batch);
   }
 
-  private succeed(batch: Batch, delivery: Delivery, completeNow: boolean): void {
-    batch.records.forEach((r, i) => r.done({ ok: true, value: { offset: delivery.offset < 0 ? -1 : delivery.offset + i, logAppendTimeMs: delivery.logAppendTimeMs } }));
+  private succeed(batch: Batch, delivery: { offset: number; logAppendTimeMs: number }, completeNow: boolean): void {
+    const { offset, logAppendTimeMs } = delivery;
+    const { partition } = batch.tp;
+    const records = batch.records;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      r.owner.succeeded(r.index, partition, offset < 0 ? -1 : offset + i, logAppendTimeMs >= 0 ? logAppendTimeMs : r.record.timestamp);
+    }
     if (completeNow) this.complete(batch);
   }
 
   private fail(batch: Batch, error: Error): void {
     // A sequence that never reaches the leader leaves a gap every later batch would trip on.
     if (this.idempotent && batch.hasSequence) this.epochBumpPending = true;
-    for (const r of batch.records) r.done({ ok: false, error });
+    for (const r of batch.records) r.owner.failed(r.index, error);
     this.complete(batch);
   }
 
