@@ -149,12 +149,14 @@ export interface KafkajsConsumed {
 
 /**
  * Joins group `groupId`, subscribes to `topic` from the beginning and collects messages until
- * `count` arrived (resolves with exactly those, in arrival order) or `timeoutMs` passed
- * (rejects, saying how many arrived). The consumer is always disconnected.
+ * `count` arrived or `timeoutMs` passed (rejects, saying how many arrived). It then keeps
+ * reading for `settleMs` (default 300) and rejects if more than `count` arrived (a
+ * duplicate, say); else resolves with the `count` messages in arrival order. The consumer is
+ * always disconnected.
  */
 export async function consumeWithKafkajs(
   kafka: Kafka,
-  options: { topic: string; groupId: string; count: number; timeoutMs: number },
+  options: { topic: string; groupId: string; count: number; timeoutMs: number; settleMs?: number },
 ): Promise<KafkajsConsumed[]> {
   const consumer = kafka.consumer({ groupId: options.groupId, sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 200 });
   const got: KafkajsConsumed[] = [];
@@ -174,12 +176,16 @@ export async function consumeWithKafkajs(
       consumer
         .run({
           eachMessage: async ({ topic, partition, message }) => {
-            if (got.length < options.count) got.push({ topic, partition, message });
+            got.push({ topic, partition, message });
             if (got.length >= options.count) resolve();
           },
         })
         .catch(reject);
     });
+    await new Promise((r) => setTimeout(r, options.settleMs ?? 300));
+    if (got.length > options.count) {
+      throw new Error(`kafkajs consumer of ${options.topic} (group ${options.groupId}) got ${got.length} messages, expected ${options.count}`);
+    }
     return got;
   } finally {
     clearTimeout(timer);
