@@ -7,7 +7,10 @@
  *   lz4 and zstd batches (librdkafka compresses; the broker stores the bytes as they came);
  * - `kcat -C -J -e -X check.crcs=true` reads every record back with its key, value, headers
  *   and offset: offsets are dense per partition, each run's records keep their order, and
- *   every stored batch still carries the compression codec the client chose.
+ *   every stored batch still carries the compression codec the client chose;
+ * - kcat finds offsets through ListOffsets (relative to the end, by timestamp);
+ * - librdkafka's idempotent producer gets a producer id (InitProducerId) and its numbered
+ *   batches are stored once each, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Admin } from "../../packages/client/src/index.js";
@@ -29,21 +32,7 @@ let cluster: CombinedCluster | undefined;
 
 beforeAll(async () => {
   cluster = await startCombinedCluster({ name: "kcat", nodes: 3 });
-  const admin = new Admin({ bootstrapServers: cluster.bootstrap(), defaultApiTimeoutMs: 30_000 });
-  try {
-    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: REPLICATION_FACTOR }] });
-  } finally {
-    await admin.close();
-  }
-  // Every partition led and fully in sync before the clients start, so acks=all is meaningful.
-  await cluster.waitFor(
-    "kcat-data partitions led with a full ISR",
-    async () => {
-      const d = await cluster!.describeTopic(TOPIC);
-      return d.partitions.length === PARTITIONS && d.partitions.every((p) => p.leader >= 0 && p.isr.length === REPLICATION_FACTOR);
-    },
-    60_000,
-  );
+  await createTopic(TOPIC, PARTITIONS);
 }, 180_000);
 
 afterAll(async () => {
@@ -87,6 +76,48 @@ async function consumeAll(expected: number): Promise<KcatJsonRecord[]> {
     },
     90_000,
   );
+}
+
+async function createTopic(topic: string, partitions: number): Promise<void> {
+  const admin = new Admin({ bootstrapServers: bootstrap(), defaultApiTimeoutMs: 30_000 });
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: REPLICATION_FACTOR }] });
+  } finally {
+    await admin.close();
+  }
+  // Every partition led and fully in sync before the clients start, so acks=all is meaningful.
+  await cluster!.waitFor(
+    `${topic} partitions led with a full ISR`,
+    async () => {
+      const d = await cluster!.describeTopic(topic);
+      return d.partitions.length === partitions && d.partitions.every((p) => p.leader >= 0 && p.isr.length === REPLICATION_FACTOR);
+    },
+    60_000,
+  );
+}
+
+/** The batches stored for `topic`, read over gRPC from each partition's leader (Flotilla's own view of the bytes). */
+async function storedBatches(topic: string): Promise<{ partition: number; batch: ReturnType<typeof decodeBatches>[number] }[]> {
+  const ours = await cluster!.describeTopic(topic);
+  const out: { partition: number; batch: ReturnType<typeof decodeBatches>[number] }[] = [];
+  for (const p of ours.partitions) {
+    const client = new RawBrokerClient(cluster!.address(p.leader));
+    try {
+      const res = await client.fetch({
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: 16 << 20,
+        topics: [{ name: topic, partitions: [{ partition: p.partition, fetchOffset: 0, partitionMaxBytes: 16 << 20, currentLeaderEpoch: -1 }] }],
+      });
+      const part = res.topics[0]!.partitions[0]!;
+      expect(part.errorCode).toBe(0);
+      for (const batch of decodeBatches(part.records)) out.push({ partition: p.partition, batch });
+    } finally {
+      client.close();
+    }
+  }
+  return out;
 }
 
 describe("kcat against a 3-node cluster", () => {
@@ -152,26 +183,9 @@ describe("kcat against a 3-node cluster", () => {
     }
 
     // The stored batches carry the client's codec: read them over gRPC from each leader.
-    const ours = await cluster!.describeTopic(TOPIC);
     const codecOfKey = new Map<string, number>();
-    for (const p of ours.partitions) {
-      const client = new RawBrokerClient(cluster!.address(p.leader));
-      try {
-        const res = await client.fetch({
-          replicaId: -1,
-          maxWaitMs: 0,
-          minBytes: 0,
-          maxBytes: 16 << 20,
-          topics: [{ name: TOPIC, partitions: [{ partition: p.partition, fetchOffset: 0, partitionMaxBytes: 16 << 20, currentLeaderEpoch: -1 }] }],
-        });
-        const part = res.topics[0]!.partitions[0]!;
-        expect(part.errorCode).toBe(0);
-        for (const batch of decodeBatches(part.records)) {
-          for (const rec of batch.records) codecOfKey.set(rec.key!.toString("utf8"), batch.header.attributes & 0x07);
-        }
-      } finally {
-        client.close();
-      }
+    for (const { batch } of await storedBatches(TOPIC)) {
+      for (const rec of batch.records) codecOfKey.set(rec.key!.toString("utf8"), batch.header.attributes & 0x07);
     }
     const expectedCodecs = Object.fromEntries(sent.map((s) => [s.key, CODEC_IDS[s.run.split("-")[2] as (typeof CODECS)[number]]]));
     expect(Object.fromEntries(sent.map((s) => [s.key, codecOfKey.get(s.key)]))).toEqual(expectedCodecs);
@@ -197,5 +211,29 @@ describe("kcat against a 3-node cluster", () => {
     };
     expect(offsetOf(0)).toBe(0);
     expect(offsetOf(1)).toBe(-1);
+  }, 120_000);
+
+  it("an idempotent librdkafka producer (InitProducerId, sequences) writes each record once, in order", async () => {
+    const topic = "kcat-idempotent";
+    await createTopic(topic, 1);
+    const count = 40;
+    const input = Array.from({ length: count }, (_, i) => `k${i}\tvalue ${i}`).join("\n") + "\n";
+    await runKcat(["-P", "-b", bootstrap(), "-t", topic, "-p", "0", "-K", "\t", "-X", "enable.idempotence=true", "-X", "compression.codec=lz4", "-X", "linger.ms=5", "-X", "batch.num.messages=7"], {
+      input,
+      timeoutMs: 60_000,
+    });
+    const { stdout } = await runKcat(["-C", "-b", bootstrap(), "-t", topic, "-o", "beginning", "-e", "-J", "-q", "-X", "check.crcs=true"], { timeoutMs: 60_000 });
+    expect(parseKcatJson(stdout).map((r) => [r.offset, r.key, r.payload])).toEqual(Array.from({ length: count }, (_, i) => [i, `k${i}`, `value ${i}`]));
+    // librdkafka got a producer id and numbered its batches: one producer, sequences dense from 0.
+    const batches = (await storedBatches(topic)).map((b) => b.batch.header);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(new Set(batches.map((h) => h.producerId)).size).toBe(1);
+    expect(batches[0]!.producerId).toBeGreaterThanOrEqual(0);
+    let next = 0;
+    for (const h of batches) {
+      expect(h.baseSequence).toBe(next);
+      next += h.recordCount;
+    }
+    expect(next).toBe(count);
   }, 120_000);
 });
