@@ -44,7 +44,8 @@ import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-
 import { runFlotilla } from "../helpers/cli.js";
 
 const SEED = Number(process.env.FLOTILLA_FUZZ_SEED ?? 20261123);
-const CONNECTIONS = 240;
+/** FLOTILLA_FUZZ_CONNECTIONS runs a longer series by hand. */
+const CONNECTIONS = Number(process.env.FLOTILLA_FUZZ_CONNECTIONS ?? 240);
 const PARALLEL_CONNECTIONS = 8;
 /** How long one fuzz connection is given to be answered or closed before the fuzzer hangs up. */
 const CONNECTION_WAIT_MS = 400;
@@ -141,6 +142,59 @@ function listGroupsRequest(correlationId: number): Buffer {
   return frame(ApiKey.ListGroups, 0, correlationId, () => {});
 }
 
+function joinGroupRequest(correlationId: number, group: string): Buffer {
+  return frame(ApiKey.JoinGroup, 1, correlationId, (w) => {
+    w.string(group).int32(6000).int32(6000).string("").string("consumer");
+    w.array(["range"], (x, name) => x.string(name).bytes(Buffer.from([0, 0, 0, 0, 0, 1, 0, 4, 0x66, 0x75, 0x7a, 0x7a, 0, 0, 0, 0])));
+  });
+}
+
+function syncGroupRequest(correlationId: number, group: string): Buffer {
+  return frame(ApiKey.SyncGroup, 0, correlationId, (w) => w.string(group).int32(1).string("member-x").array(["member-x"], (x, m) => x.string(m).bytes(Buffer.alloc(8))));
+}
+
+function leaveGroupRequest(correlationId: number, group: string): Buffer {
+  return frame(ApiKey.LeaveGroup, 0, correlationId, (w) => w.string(group).string("member-x"));
+}
+
+function offsetCommitRequest(correlationId: number, group: string, offset: number): Buffer {
+  return frame(ApiKey.OffsetCommit, 2, correlationId, (w) => {
+    w.string(group).int32(-1).string("").int64(-1);
+    w.array([TOPIC], (x, t) => x.string(t).array([0, 1], (y, p) => y.int32(p).int64(offset).nullableString("fuzz")));
+  });
+}
+
+function offsetFetchRequest(correlationId: number, group: string): Buffer {
+  return frame(ApiKey.OffsetFetch, 1, correlationId, (w) => w.string(group).array([TOPIC], (x, t) => x.string(t).array([0, 1], (y, p) => y.int32(p))));
+}
+
+function describeGroupsRequest(correlationId: number, group: string): Buffer {
+  return frame(ApiKey.DescribeGroups, 0, correlationId, (w) => w.array([group], (x, g) => x.string(g)));
+}
+
+function createTopicsRequest(correlationId: number, topic: string): Buffer {
+  return frame(ApiKey.CreateTopics, 0, correlationId, (w) => {
+    w.array([topic], (x, t) => x.string(t).int32(1).int16(1).array([], () => {}).array([], () => {}));
+    w.int32(5000);
+  });
+}
+
+function initProducerIdRequest(correlationId: number): Buffer {
+  return frame(ApiKey.InitProducerId, 0, correlationId, (w) => w.nullableString(null).int32(60_000));
+}
+
+function describeConfigsRequest(correlationId: number): Buffer {
+  return frame(ApiKey.DescribeConfigs, 0, correlationId, (w) =>
+    w.array(
+      [
+        [2, TOPIC],
+        [4, "1"],
+      ] as const,
+      (x, [type, name]) => x.int8(type).string(name).nullableArray(null, () => {}),
+    ),
+  );
+}
+
 function batchOf(rng: SeededRandom, count: number): Buffer {
   const records = Array.from({ length: count }, (_, i) => ({ key: Buffer.from(`k${rng.int(0, 1000)}`), value: Buffer.from(`fuzz value ${i} ${rng.int(0, 1e9)}`) }));
   return encodeBatch(records, { compression: rng.pick(["none", "gzip", "snappy", "lz4", "zstd"] as const), nowMs: 1_700_000_000_000 });
@@ -169,7 +223,8 @@ function withSize(body: Buffer, size: number): Buffer {
 /** A valid frame of a random API, for the fuzz mix. */
 function validFrame(rng: SeededRandom, correlationId: number): Buffer {
   const partition = rng.int(0, PARTITIONS);
-  switch (rng.int(0, 8)) {
+  const group = `g${rng.int(0, 3)}`;
+  switch (rng.int(0, 17)) {
     case 0:
       return apiVersionsRequest(correlationId, rng.int(0, 4));
     case 1:
@@ -179,11 +234,29 @@ function validFrame(rng: SeededRandom, correlationId: number): Buffer {
     case 3:
       return listOffsetsRequest(correlationId, TOPIC, partition);
     case 4:
-      return findCoordinatorRequest(correlationId, `g${rng.int(0, 3)}`);
+      return findCoordinatorRequest(correlationId, group);
     case 5:
-      return heartbeatRequest(correlationId, `g${rng.int(0, 3)}`);
+      return heartbeatRequest(correlationId, group);
     case 6:
       return listGroupsRequest(correlationId);
+    case 7:
+      return joinGroupRequest(correlationId, group);
+    case 8:
+      return syncGroupRequest(correlationId, group);
+    case 9:
+      return leaveGroupRequest(correlationId, group);
+    case 10:
+      return offsetCommitRequest(correlationId, group, rng.int(0, RECORDS));
+    case 11:
+      return offsetFetchRequest(correlationId, group);
+    case 12:
+      return describeGroupsRequest(correlationId, group);
+    case 13:
+      return createTopicsRequest(correlationId, `fz-${rng.int(0, 4)}`);
+    case 14:
+      return initProducerIdRequest(correlationId);
+    case 15:
+      return describeConfigsRequest(correlationId);
     default:
       return produceRequest(correlationId, rng.int(3, 9), rng.pick([0, 1, -1]), TARGET, partition, batchOf(rng, rng.int(1, 4)));
   }
