@@ -5,7 +5,8 @@
  * injects one fault at a time on a schedule drawn from a seeded PRNG:
  *   kill-random     kill -9 of a random node, restarted after the fault time
  *   kill-leader     kill -9 of the leader of a random partition of the topic
- *   kill-controller kill -9 of the active controller (the Raft leader, from Metadata)
+ *   kill-controller kill -9 of the active controller (the Raft leader, as the nodes' Metadata
+ *                   answers name it: activeController())
  *   pause           SIGSTOP of a random node, SIGCONT after the fault time
  *   rolling-restart SIGTERM (controlled shutdown) and restart of each node in turn
  *   partition-leader  only with `netns: true` (root): each node runs in its own network namespace
@@ -213,14 +214,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           if (leader > 0) id = leader;
           target = `leader of partition ${partition}`;
         } else if (kind === "kill-controller") {
-          const a = new Admin({ bootstrapServers: c.bootstrap(), defaultApiTimeoutMs: 10_000 });
-          try {
-            const controllerId = (await a.metadata({ topics: [] })).controllerId;
-            if (c.nodeIds.includes(controllerId)) id = controllerId;
-          } finally {
-            await a.close();
-          }
-          target = "active controller";
+          const controllerId = await activeController(c);
+          if (controllerId !== undefined) id = controllerId;
+          target = controllerId !== undefined ? "active controller" : "random node (no active controller agreed on)";
         }
         nodes = [id];
         log.info({ event: "nemesis", kind, node: id, target, holdMs }, "kill -9");
@@ -326,6 +322,30 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       netns?.destroy();
     }
   }
+}
+
+/**
+ * The active controller as the running nodes report it in Metadata (the metadata quorum's Raft
+ * leader each last learned): the id most of them name, or undefined when none names one.
+ */
+export async function activeController(c: CombinedCluster): Promise<number | undefined> {
+  const votes = new Map<number, number>();
+  await Promise.all(
+    c.nodeIds.filter((id) => c.isRunning(id)).map(async (id) => {
+      const a = new Admin({ bootstrapServers: c.address(id), defaultApiTimeoutMs: 5_000, requestTimeoutMs: 4_000 });
+      try {
+        const controllerId = (await within(a.metadata({ topics: [] }), 6_000))?.controllerId;
+        if (controllerId !== undefined && c.nodeIds.includes(controllerId)) votes.set(controllerId, (votes.get(controllerId) ?? 0) + 1);
+      } catch {
+        // This node does not answer now; the others decide.
+      } finally {
+        await a.close();
+      }
+    }),
+  );
+  let best: number | undefined;
+  for (const [id, n] of votes) if (best === undefined || n > votes.get(best)!) best = id;
+  return best;
 }
 
 async function readAll(c: CombinedCluster, expected: number): Promise<ReadRecord[]> {

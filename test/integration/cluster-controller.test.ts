@@ -78,6 +78,15 @@ async function describe1(id: number, topic: string): Promise<TopicDescription> {
   }
 }
 
+async function controllerIdVia(id: number): Promise<number> {
+  const a = admin(id);
+  try {
+    return (await a.metadata({ topics: [] })).controllerId;
+  } finally {
+    await a.close();
+  }
+}
+
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-cluster-"));
   const ports = await freePorts(6);
@@ -117,6 +126,11 @@ describe("a 3-node cluster of combined nodes", () => {
 
       // kill -9 the active controller.
       const q = await quorum.describeQuorum();
+      // Metadata names the active controller (the quorum's Raft leader), on every node.
+      await waitFor("every node's Metadata naming the Raft leader as controller", async () => {
+        const ids = await Promise.all(NODES.map((id) => controllerIdVia(id)));
+        return ids.every((x) => x === q.leaderId) ? true : undefined;
+      }, 10_000);
       const leaderAddress = controllerAddresses()[q.leaderId - 1]!;
       const lead = await quorum.describeQuorum(leaderAddress);
       expect(lead.leaderId).toBe(q.leaderId);
@@ -130,6 +144,10 @@ describe("a 3-node cluster of combined nodes", () => {
         return d.leaderId !== 0 && d.leaderId !== dead ? d : undefined;
       }, 15_000);
       expect(alive).toContain(next.leaderId);
+      await waitFor("the surviving nodes' Metadata naming the new active controller", async () => {
+        const ids = await Promise.all(alive.map((id) => controllerIdVia(id)));
+        return ids.every((x) => x === next.leaderId) ? true : undefined;
+      }, 10_000);
 
       // Topic creation still works, through a surviving broker.
       const a2 = admin(alive[0]!);
