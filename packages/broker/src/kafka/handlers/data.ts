@@ -59,8 +59,8 @@ import type { KafkaBackends, KafkaHandler, KafkaHandlerFactory, KafkaRequestCont
 
 const EMPTY_RECORDS: Buffer = Buffer.alloc(0);
 
-/** Kafka's optional error_message: null when there is none. */
-const messageOrNull = (message: string): string | null => (message === "" ? null : message);
+/** Kafka's nullable strings (error_message, rack) where BrokerApi answers "" for none. */
+const nullIfEmpty = (text: string): string | null => (text === "" ? null : text);
 
 /** The Kafka error code and message for something thrown while answering one item. */
 function itemError(err: unknown): { errorCode: number; errorMessage: string | null } {
@@ -115,7 +115,7 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
           logAppendTimeMs: p.errorCode === 0 ? p.logAppendTimeMs : -1,
           logStartOffset: p.logStartOffset,
           recordErrors: [],
-          errorMessage: messageOrNull(p.errorMessage),
+          errorMessage: nullIfEmpty(p.errorMessage),
         })),
       })),
     };
@@ -245,7 +245,7 @@ async function metadata(backends: KafkaBackends, req: KafkaMetadataRequest): Pro
   const res = await backends.broker.metadata({ topics: req.topics ?? [], allowAutoTopicCreation: req.allowAutoTopicCreation });
   // Kafka lists only brokers that can serve (unfenced); replicas on others show up in
   // offline_replicas.
-  const brokers = res.brokers.filter((b) => !b.fenced).map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: messageOrNull(b.rack) }));
+  const brokers = res.brokers.filter((b) => !b.fenced).map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: nullIfEmpty(b.rack) }));
   // Clients send admin requests to the controller id. A controller-only node serves no
   // Kafka listener, and any broker forwards topic changes to the active controller, so
   // (like KRaft Kafka) name a reachable broker when the controller is not one.
@@ -313,7 +313,7 @@ async function createTopics(backends: KafkaBackends, req: KafkaCreateTopicsReque
       if (err) return { name: t.name, errorCode: kafkaCodeOfError(err), errorMessage: err.message };
       const a = answers.get(t.name);
       if (!a) return { name: t.name, errorCode: kafkaCodeOfName("UNKNOWN_SERVER_ERROR"), errorMessage: `the controller did not answer for topic "${t.name}"` };
-      return { name: t.name, errorCode: kafkaCodeOf(a.errorCode), errorMessage: messageOrNull(a.errorMessage) };
+      return { name: t.name, errorCode: kafkaCodeOf(a.errorCode), errorMessage: nullIfEmpty(a.errorMessage) };
     }),
   };
 }
