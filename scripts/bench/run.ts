@@ -8,8 +8,11 @@
  * and min.insync.replicas=2, and is created up front. Producer runs are bounded by time
  * (`durationMs` of sending, then the records in flight are waited for) as well as by a
  * record count, so the matrix takes about the same time whatever the data path's speed; a
- * 4 MiB buffer.memory keeps that drain short (at 32 MiB, Kafka's default, a slow data path
- * would queue a minute of records). Producers run in worker processes started once (a pool
+ * 1 MiB buffer.memory keeps that drain short (at 32 MiB, Kafka's default, a data path doing
+ * 5,000 records/s would queue a minute of 100-byte records, and latency would measure only
+ * that queue). 1 MiB still holds 4 times what 3 partitions x 5 in-flight 16 KiB batches need.
+ * A short unreported warm-up run first lets the brokers' JIT compile the hot path, so the
+ * first cell of the matrix is not also the cold one. Producers run in worker processes started once (a pool
  * of 3; one-producer runs use the first), so the bench process itself only samples memory.
  *
  * Nothing here fails on a time: a run that errors is recorded with its error and the
@@ -142,7 +145,7 @@ export interface BenchReport {
 const PARTITIONS = 3;
 const BATCH_SIZE_BYTES = 16_384;
 const LINGER_MS = 5;
-const BUFFER_MEMORY_BYTES = 4 * 1024 * 1024;
+const BUFFER_MEMORY_BYTES = 1024 * 1024;
 const RECORDS_PER_SEND = 100;
 const E2E_RECORDS_PER_SEC = 10_000;
 const NATS_INFLIGHT_MAX = 4096;
@@ -271,7 +274,8 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
     const topics: string[] = [];
     for (const size of RECORD_SIZES) for (const acks of ACKS) for (const compression of COMPRESSIONS) for (const producers of PRODUCER_COUNTS) topics.push(produceTopic(size, acks, compression, producers));
     const e2eTopic = "bench-e2e-100B";
-    topics.push(e2eTopic);
+    const warmUpTopic = "bench-warm-up";
+    topics.push(e2eTopic, warmUpTopic);
     const admin = new Admin({ bootstrapServers: bootstrap, clientId: "bench", defaultApiTimeoutMs: 60_000, logger: silentLogger() });
     try {
       await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } })), timeoutMs: 60_000 });
@@ -287,6 +291,17 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
       await admin.close();
     }
     log(`bench: cluster ${bootstrap}, ${topics.length} topics (${PARTITIONS} partitions, RF 3, min.insync.replicas=2)`);
+
+    // Warm-up, not reported.
+    {
+      log("bench: warm-up (not reported)");
+      await producePerf(
+        { bootstrapServers: bootstrap, topic: warmUpTopic, numRecords: sizes.produceRecordsMax(100), recordSizeBytes: 100, throughput: -1, acks: 1, batchSizeBytes: BATCH_SIZE_BYTES, lingerMs: LINGER_MS, compression: "none", recordsPerSend: RECORDS_PER_SEND, bufferMemoryBytes: BUFFER_MEMORY_BYTES, maxDurationMs: Math.min(3000, sizes.produceDurationMs) },
+        1,
+        () => undefined,
+        pool,
+      ).catch((err: unknown) => log(`bench: warm-up failed (${errorText(err)}); going on`));
+    }
 
     // Producer matrix.
     for (const size of RECORD_SIZES) {
