@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { freePorts } from "../helpers/processes.js";
-import { kcatSentVersions, readKafkaDocTable, runKcat } from "./helpers.js";
+import { kcatBrokerApiVersions, kcatSentVersions, readKafkaDocTable, runKcat } from "./helpers.js";
 
 /** kcat processes that are children of this test process. */
 function kcatChildren(): string[] {
@@ -47,6 +47,15 @@ describe("Kafka test helpers", () => {
       "%7|1.4|RECV|rdkafka#producer-1| [thrd:x]: x/1: Received ProduceResponse (v7, 50 bytes, CorrId 4, rtt 1.00ms)",
     ].join("\n");
     expect(Object.fromEntries(kcatSentVersions(debug))).toEqual({ ApiVersions: 3, Metadata: 4 });
+  });
+
+  it("kcatBrokerApiVersions reads the broker's ApiVersions answer from librdkafka's feature log", () => {
+    const debug = [
+      "%7|1.1|APIVERSION|rdkafka#producer-1| [thrd:x]: x/bootstrap:   ApiKey Produce (0) Versions 0..8",
+      "%7|1.1|APIVERSION|rdkafka#producer-1| [thrd:x]: x/bootstrap:   ApiKey ApiVersion (18) Versions 0..3",
+      "%7|1.1|APIVERSION|rdkafka#producer-1| [thrd:x]: x/bootstrap:  Feature MsgVer2: Produce (3..3) supported by broker",
+    ].join("\n");
+    expect(Object.fromEntries(kcatBrokerApiVersions(debug))).toEqual({ 0: { min: 0, max: 8 }, 18: { min: 0, max: 3 } });
   });
 
   it("readKafkaDocTable reads the marked table and refuses a cell that is not a version", () => {

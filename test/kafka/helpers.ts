@@ -244,3 +244,15 @@ export function kcatSentVersions(debugOutput: string): Map<string, number> {
   }
   return sent;
 }
+
+/**
+ * The broker's ApiVersions answer as librdkafka logs it with `-d feature` ("ApiKey Produce (0)
+ * Versions 0..8"), keyed by API key; the last answer logged wins.
+ */
+export function kcatBrokerApiVersions(debugOutput: string): Map<number, { min: number; max: number }> {
+  const versions = new Map<number, { min: number; max: number }>();
+  for (const m of debugOutput.matchAll(/ApiKey \w+ \((\d+)\) Versions (\d+)\.\.(\d+)/g)) {
+    versions.set(Number(m[1]), { min: Number(m[2]), max: Number(m[3]) });
+  }
+  return versions;
+}
