@@ -1,3 +1,4 @@
+import dns from "node:dns/promises";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
@@ -87,6 +88,18 @@ describe("one port for gRPC and Kafka", () => {
     const grpcClient = new RawBrokerClient(`127.0.0.1:${server.port}`);
     clients.push(grpcClient);
     expect(((await grpcClient.metadata({ topics: [], allowAutoTopicCreation: false } as never)) as MetadataResponse).clusterId).toBe("same-port");
+  });
+
+  it("binds every address a host name resolves to, on one port, as grpc-js did", async () => {
+    const addresses = (await dns.lookup("localhost", { all: true })).map((a) => a.address);
+    const s = await startBrokerGrpcServer({ api: fakeBroker, host: "localhost", port: 0, logger: silentLogger(), kafka: kafkaSettings });
+    servers.push(s);
+    for (const address of addresses) {
+      const c = await RawKafkaSocket.connect(s.port, address);
+      clients.push(c);
+      c.write(apiVersionsFrame(1, 0));
+      expect(readApiVersionsResponse((await c.responses(1))[0]!, 0).body.errorCode, address).toBe(0);
+    }
   });
 
   it("close() ends open gRPC and Kafka connections and frees the port", async () => {

@@ -4,6 +4,7 @@
  * request that fails as a whole becomes a gRPC status via toServiceError, the one place
  * errors cross to gRPC.
  */
+import dns from "node:dns/promises";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { FlotillaError } from "@flotilla/common";
@@ -61,6 +62,19 @@ export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, 
 export function bindAddress(host: string, port: number): string {
   const h = host === "" ? "0.0.0.0" : host;
   return h.includes(":") ? `[${h}]:${port}` : `${h}:${port}`;
+}
+
+/** The addresses to bind for a listener host: "" = every IPv4 interface (as before), a literal as is, a name every address it resolves to. */
+async function listenHosts(host: string): Promise<string[]> {
+  if (host === "") return ["0.0.0.0"];
+  if (net.isIP(host) !== 0) return [host];
+  try {
+    const found = await dns.lookup(host, { all: true });
+    const unique = [...new Set(found.map((a) => a.address))];
+    return unique.length > 0 ? unique : [host];
+  } catch (err) {
+    throw new FlotillaError("BROKER_NOT_AVAILABLE", `cannot resolve the listener host ${host}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** How long a new connection may take to send the bytes that tell gRPC from Kafka. */
@@ -127,7 +141,7 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
     socket.resume();
   };
 
-  const netServer = net.createServer({ noDelay: true }, (socket) => {
+  const onConnection = (socket: net.Socket): void => {
     if (stopping) {
       socket.destroy();
       return;
@@ -140,21 +154,38 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
       logger.error({ err }, "cannot route a new connection; closing it");
       socket.destroy();
     });
-  });
-  const listenHost = options.host === "" ? "0.0.0.0" : options.host;
-  const address = bindAddress(options.host, options.port);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(new FlotillaError("BROKER_NOT_AVAILABLE", `cannot listen on ${address}: ${err.message}`, { cause: err }));
-    netServer.once("error", onError);
-    netServer.listen({ host: listenHost, port: options.port }, () => {
-      netServer.off("error", onError);
-      resolve();
-    });
-  });
-  netServer.on("error", (err) => logger.error({ err }, "client listener error"));
-  const bound = netServer.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : options.port;
-  logger.debug({ address: bindAddress(options.host, port), kafka: kafka !== undefined }, "client listener bound (gRPC and Kafka routed by first bytes)");
+  };
+
+  // As grpc-js's bindAsync did: a host name binds every address it resolves to (localhost:
+  // 127.0.0.1 and ::1), on one port; it is enough that one of them binds.
+  const hosts = await listenHosts(options.host);
+  const netServers: net.Server[] = [];
+  let port = options.port;
+  const failures: string[] = [];
+  for (const host of hosts) {
+    const netServer = net.createServer({ noDelay: true }, onConnection);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        netServer.once("error", reject);
+        netServer.listen({ host, port }, () => {
+          netServer.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      failures.push(`${bindAddress(host, port)}: ${(err as Error).message}`);
+      continue;
+    }
+    netServer.on("error", (err) => logger.error({ err }, "client listener error"));
+    const bound = netServer.address();
+    if (typeof bound === "object" && bound !== null) port = bound.port;
+    netServers.push(netServer);
+  }
+  if (netServers.length === 0) {
+    throw new FlotillaError("BROKER_NOT_AVAILABLE", `cannot listen on ${bindAddress(options.host, options.port)}: ${failures.join("; ")}`);
+  }
+  if (failures.length > 0) logger.warn({ failures }, "some addresses of the client listener's host could not be bound");
+  logger.debug({ addresses: netServers.map((n) => n.address()), kafka: kafka !== undefined }, "client listener bound (gRPC and Kafka routed by first bytes)");
 
   let closing: Promise<void> | undefined;
   return {
@@ -162,7 +193,7 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
     close(graceMs = 5000) {
       closing ??= (async () => {
         stopping = true;
-        const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+        const listenersClosed = Promise.all(netServers.map((n) => new Promise<void>((resolve) => n.close(() => resolve()))));
         // Kafka has no graceful drain: clients reconnect elsewhere, as after a broker restart.
         kafka?.close();
         await new Promise<void>((resolve) => {
@@ -180,7 +211,7 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
         // socket still open (one in its first-bytes wait, a session slow to close) ends here.
         for (const s of sockets) s.destroy();
         sockets.clear();
-        await listenerClosed;
+        await listenersClosed;
       })();
       return closing;
     },
