@@ -103,6 +103,8 @@ describe("one port for gRPC and Kafka", () => {
   });
 
   it("close() ends open gRPC and Kafka connections and frees the port", async () => {
+    const tcpHandles = () => process.getActiveResourcesInfo().filter((r) => r.startsWith("TCP")).length;
+    const handlesBefore = tcpHandles();
     const server = await start();
     const grpcClient = new RawBrokerClient(`127.0.0.1:${server.port}`);
     clients.push(grpcClient);
@@ -124,5 +126,9 @@ describe("one port for gRPC and Kafka", () => {
       again.listen(server.port, "127.0.0.1", () => resolve());
     });
     await new Promise<void>((r) => again.close(() => r()));
+    // With the clients gone too, no TCP handle of the server is left behind.
+    for (const c of clients.splice(0)) c.close();
+    for (let i = 0; i < 50 && tcpHandles() > handlesBefore; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(tcpHandles()).toBeLessThanOrEqual(handlesBefore);
   });
 });
