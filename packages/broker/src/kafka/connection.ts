@@ -103,7 +103,8 @@ export class KafkaConnection {
   ) {
     this.limits = { ...DEFAULT_KAFKA_CONNECTION_LIMITS, ...options.limits };
     this.peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
-    this.clientHost = `/${socket.remoteAddress ?? "unknown"}`;
+    // IPv4 clients of a dual-stack listener show as ::ffff:a.b.c.d; Kafka shows /a.b.c.d.
+    this.clientHost = `/${(socket.remoteAddress ?? "unknown").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "")}`;
     this.logger = options.logger.child({ peer: this.peer });
     socket.setNoDelay(true);
     socket.setTimeout(this.limits.connectionsMaxIdleMs, () => {
