@@ -8,7 +8,8 @@
  * - an idempotent producer gets a producer id and writes each record once, in order;
  * - the producer sends keyed records with headers with acks -1, with acks 1 and as a gzip
  *   batch; a consumer group reads every record back with its key, value, headers, timestamp
- *   and offset intact, and each key sits in the partition Kafka's murmur2 partitioner names.
+ *   and offset intact, and each key sits in the partition Kafka's murmur2 partitioner names;
+ *   the admin's ListOffsets (latest, and by timestamp) agrees with what was written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompressionTypes, ConfigResourceTypes, Partitioners, type IHeaders, type Kafka, type RecordMetadata } from "kafkajs";
@@ -250,6 +251,13 @@ describe("kafkajs against a 3-node Flotilla cluster", () => {
       const total = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
       expect(total).toBe(sent.length);
       for (const o of offsets) expect(Number(o.high)).toBe(consumed.filter((c) => c.partition === o.partition).length);
+
+      // ListOffsets by timestamp: the first record at or after the second send's first
+      // timestamp is, in each partition, where the second send's batch begins.
+      const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, baseTimestampMs + 1000);
+      for (const meta of acked[1] ?? []) {
+        expect(byTime.find((o) => o.partition === meta.partition)?.offset, `offset at time in partition ${meta.partition}`).toBe(String(meta.baseOffset));
+      }
     } finally {
       await admin.disconnect();
     }
