@@ -34,6 +34,8 @@ export class ProducerBatch<R = unknown> {
   closed = false;
   attempts = 0;
   retryAtMs = 0;
+  /** The retriable error of the last failed attempt, reported if delivery.timeout.ms runs out while it waits to retry. */
+  lastError: Error | undefined;
   /** The encoded batch, kept so that a retry resends the same bytes without re-compressing. */
   encoded: Buffer | undefined;
   /**

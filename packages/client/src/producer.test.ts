@@ -143,4 +143,34 @@ describe("Producer against an in-memory broker", () => {
     expect(() => producer({ lingerMs: -1 })).toThrow(/lingerMs/);
     expect(() => producer({ deliveryTimeoutMs: 1000, requestTimeoutMs: 30_000 })).toThrow(/deliveryTimeoutMs/);
   });
+
+  it("bounds what it holds by buffer.memory: a send() that finds no room waits max.block.ms, then fails naming the limit", async () => {
+    // No leader: nothing can be sent, so the first record's bytes stay held.
+    broker.leaderless.add("t/0");
+    const p = producer({ bufferMemoryBytes: 1000, maxBlockMs: 200, lingerMs: 0 });
+    const value = "x".repeat(600);
+    const first = p.send({ topic: "t", messages: [{ value, partition: 0 }] });
+    const startedMs = performance.now();
+    const second = p.send({ topic: "t", messages: [{ value, partition: 0 }] });
+    await expect(second).rejects.toThrow(/bufferMemoryBytes \(1000\) within maxBlockMs \(200\)/);
+    expect(performance.now() - startedMs).toBeGreaterThanOrEqual(150);
+    // Once a leader is back the held record goes out and its space is free again.
+    broker.leaderless.delete("t/0");
+    expect((await first).map((m) => m.offset)).toEqual([0]);
+    expect((await p.send({ topic: "t", messages: [{ value, partition: 0 }] })).map((m) => m.offset)).toEqual([1]);
+  });
+
+  it("a send() waiting for buffer.memory goes ahead, in order, as soon as earlier records are acknowledged", async () => {
+    broker.leaderless.add("t/0");
+    const p = producer({ bufferMemoryBytes: 1000, maxBlockMs: 10_000, lingerMs: 0 });
+    const value = "x".repeat(600);
+    const first = p.send({ topic: "t", messages: [{ value: `a${value}`, partition: 0 }] });
+    const second = p.send({ topic: "t", messages: [{ value: `b${value}`, partition: 0 }] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(broker.logEndOffset("t", 0)).toBe(0);
+    broker.leaderless.delete("t/0");
+    expect((await first).map((m) => m.offset)).toEqual([0]);
+    expect((await second).map((m) => m.offset)).toEqual([1]);
+    expect(stored("t", 0).map((v) => v.slice(0, 3))).toEqual(["0:a", "1:b"]);
+  });
 });

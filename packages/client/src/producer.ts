@@ -528,7 +528,11 @@ export class Producer {
     if (this.closed) return;
     const nowMs = this.common.clock.monotonicMs();
     for (const b of this.acc.expire(nowMs, this.deliveryTimeoutMs)) {
-      this.fail(b, new FlotillaError("REQUEST_TIMED_OUT", `${b.recordCount} record(s) for ${b.tp.topic}-${b.tp.partition} expired after ${nowMs - b.createdMs} ms (deliveryTimeoutMs ${this.deliveryTimeoutMs})`));
+      const expired = `${b.recordCount} record(s) for ${b.tp.topic}-${b.tp.partition} expired after ${nowMs - b.createdMs} ms (deliveryTimeoutMs ${this.deliveryTimeoutMs})`;
+      // A batch that expired while backing off for a retry failed for the reason it was
+      // retrying (as when the retry budget ends before the deadline), not for lack of time alone.
+      const last = b.lastError;
+      this.fail(b, FlotillaError.is(last) ? new FlotillaError(last.errorName, `${expired}, last error: ${last.message.replace(`${last.errorName}: `, "")}`, { cause: last }) : new FlotillaError("REQUEST_TIMED_OUT", expired));
     }
     if (this.idempotent && this.idempotenceBlocksSending(nowMs)) return;
     const { ready, nextCheckDelayMs } = this.acc.ready(nowMs, this.flushes > 0 || this.closing, this.idempotent ? this.idempotentMuted : this.inflightPartitions);
@@ -814,6 +818,7 @@ export class Producer {
       : shouldRetry(err, batch.attempts, this.common.retry.retries, nowMs, deadlineMs, waitMs);
     if (!this.closed && retry) {
       this.common.logger.debug({ topic: batch.tp.topic, partition: batch.tp.partition, attempt: batch.attempts, waitMs, err: err.message }, "retrying batch");
+      batch.lastError = err;
       this.acc.reenqueue(batch, nowMs + waitMs);
       return;
     }
