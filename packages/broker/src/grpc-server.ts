@@ -138,7 +138,6 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
       return;
     }
     kafka.accept(socket, sniffed.bytes);
-    socket.resume();
   };
 
   const onConnection = (socket: net.Socket): void => {

@@ -331,6 +331,36 @@ describe("Kafka connection: bytes already read by the same-port router", () => {
   });
 });
 
+describe("Kafka connection: read-ahead limit with bytes from the router", () => {
+  it("keeps a router-paused socket paused when the initial bytes already fill the queue", async () => {
+    const handler = new EchoHandler();
+    let open!: () => void;
+    handler.gate = new Promise<void>((r) => (open = r));
+    const listener = new KafkaListener({ registry: new KafkaHandlerRegistry([handler as KafkaHandler]), logger: silentLogger(), limits: { queuedRequestsMax: 3 } });
+    const initial = Buffer.concat(Array.from({ length: 10 }, (_, i) => echoFrame(i, 1, echo(i))));
+    let serverSocket: net.Socket | undefined;
+    const server = net.createServer((s) => {
+      serverSocket = s;
+      s.pause(); // as the same-port router leaves it
+      listener.accept(s, initial);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = await connect((server.address() as net.AddressInfo).port);
+      for (let i = 0; i < 100 && handler.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(serverSocket!.isPaused()).toBe(true);
+      open();
+      handler.gate = undefined;
+      c.write(echoFrame(10, 1, echo(10)));
+      const frames = await c.responses(11);
+      expect(frames.map((f) => readEchoResponse(f, 1).correlationId)).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    } finally {
+      listener.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe("Kafka listener bookkeeping", () => {
   it("does not keep a connection whose socket was already closed when it was handed over", async () => {
     const listener = new KafkaListener({ registry: new KafkaHandlerRegistry([]), logger: silentLogger() });

@@ -128,7 +128,10 @@ export class KafkaConnection {
     }
     const initial = this.options.initialBytes;
     if (initial && initial.length > 0) this.onData(initial);
-    if (!this.closedFlag) this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    if (this.closedFlag) return;
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    // The router leaves the socket paused; flow unless the initial bytes already filled the queue.
+    if (!this.paused) this.socket.resume();
   }
 
   get closed(): boolean {
