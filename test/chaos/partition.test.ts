@@ -190,9 +190,14 @@ async function runScenario(s: Scenario): Promise<void> {
     // Heal: the isolated node must come back as a follower and rejoin every ISR.
     n.heal();
     const healedAtMs = Date.now();
-    const rejoined = await c.waitFor("the isolated node back in every ISR", async () => {
-      const states = await partitionStates(c.nodeIds);
-      return states?.every((p) => p.isr.length === 3 && p.leader > 0) ? states : undefined;
+    // Asked of every node, the isolated one included: until its metadata has caught up it
+    // still describes the partitions as they were when it was cut off (itself leading).
+    const rejoined = await c.waitFor("the isolated node back in every ISR, as every node sees it", async () => {
+      const views = await Promise.all(c.nodeIds.map((id) => partitionStates([id])));
+      const key = (v: PartitionState[] | undefined) => JSON.stringify(v?.map((p) => [p.partition, p.leader, [...p.isr].sort()]));
+      const first = views[0];
+      if (!first || views.some((v) => key(v) !== key(first))) return undefined;
+      return first.every((p) => p.isr.length === 3 && p.leader > 0) ? first : undefined;
     }, 90_000);
     process.stdout.write(`node ${isolated} rejoined every ISR ${Date.now() - healedAtMs} ms after the heal; leaders ${rejoined.map((p) => `${p.partition}:${p.leader}`).join(" ")}\n`);
   } finally {

@@ -58,12 +58,21 @@ export interface PeerSendStats {
 type Callback = (err: grpc.ServiceError | null) => void;
 type OpenStream = (callback: Callback) => grpc.ClientWritableStream<WireMessageBatch>;
 
-/** Client channel options: reconnect quickly, since a controller restart takes about a second. */
-const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+/**
+ * Client channel options: reconnect quickly, since a controller restart takes about a second,
+ * and ping the peer every second: a stream to a peer cut off by a network partition (no reset,
+ * just silence) would otherwise stay open until TCP gives up or the 30 s keepalive fires, and
+ * after the heal TCP's retransmission back-off could keep the voters apart for many more
+ * seconds. A missed ping closes the connection; the next stream dials afresh.
+ */
+export const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   ...GRPC_CHANNEL_OPTIONS,
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
   "grpc.min_reconnect_backoff_ms": 100,
+  "grpc.keepalive_time_ms": 1000,
+  "grpc.keepalive_timeout_ms": 2000,
+  "grpc.keepalive_permit_without_calls": 1,
 };
 
 function messageBytesEstimate(m: Message): number {
