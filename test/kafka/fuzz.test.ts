@@ -17,6 +17,9 @@
  *
  * Replay a failure with FLOTILLA_FUZZ_SEED=<seed printed in the failure>.
  *
+ * A second test pipelines 120 valid requests of eight APIs on one connection and checks the
+ * responses come back in request order, whatever each handler's latency.
+ *
  * The last test checks both protocols on the one port with their real tools: `kcat -L`
  * (librdkafka) and the Flotilla CLI. kcat is required: the test fails, not skips, without
  * it (.ci/run installs it).
@@ -509,6 +512,46 @@ describe("Kafka listener fuzzing on a real node", () => {
     expect(unexpected.slice(0, 3), `seed ${SEED}: ${unexpected.length} error-level Kafka log lines`).toEqual([]);
     expect(c.isRunning(1)).toBe(true);
   }, 180_000);
+
+  it("answers 120 pipelined requests of different APIs on one connection in request order", async () => {
+    const rng = new SeededRandom(SEED + 1);
+    const builders = [
+      (corr: number) => apiVersionsRequest(corr, rng.int(0, 4)),
+      (corr: number) => metadataRequest(corr, rng.int(0, 9), [TOPIC]),
+      (corr: number) => listOffsetsRequest(corr, TOPIC, rng.int(0, PARTITIONS)),
+      (corr: number) => fetchRequest(corr, TOPIC, rng.int(0, PARTITIONS), 0),
+      (corr: number) => findCoordinatorRequest(corr, "ordered"),
+      (corr: number) => offsetFetchRequest(corr, "ordered"),
+      (corr: number) => describeConfigsRequest(corr),
+      (corr: number) => produceRequest(corr, rng.int(3, 9), 1, TARGET, rng.int(0, PARTITIONS), batchOf(rng, 2)),
+    ];
+    const count = 120;
+    const correlationIds = Array.from({ length: count }, (_, i) => 1000 + i * 7);
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => resolve());
+        socket.once("error", reject);
+      });
+      const chunks: Buffer[] = [];
+      socket.on("data", (b: Buffer) => chunks.push(b));
+      socket.write(Buffer.concat(correlationIds.map((corr) => rng.pick(builders)(corr))));
+      const seen: number[] = [];
+      const deadline = Date.now() + 30_000;
+      while (seen.length < count && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        let all = Buffer.concat(chunks);
+        seen.length = 0;
+        while (all.length >= 4 && all.length >= 4 + all.readInt32BE(0)) {
+          seen.push(all.readInt32BE(4));
+          all = all.subarray(4 + all.readInt32BE(0));
+        }
+      }
+      expect(seen).toEqual(correlationIds);
+    } finally {
+      socket.destroy();
+    }
+  }, 60_000);
 
   it("serves kcat -L (librdkafka) and the Flotilla CLI on the same port", async () => {
     const c = theCluster();
