@@ -235,7 +235,7 @@ export class WorkerPool {
 
 /**
  * The worker side: prints ready, then runs each job line from stdin, printing progress
- * about once a second and the result. Returns when stdin closes.
+ * about once a second and the result. Exits the process when stdin closes.
  */
 export async function workerMain<J>(run: (job: J, onProgress: (window: ProgressWindow, nowMs: number) => void) => Promise<WorkerResult>): Promise<void> {
   const out = (msg: object): void => void process.stdout.write(`${JSON.stringify(msg)}\n`);
@@ -245,6 +245,9 @@ export async function workerMain<J>(run: (job: J, onProgress: (window: ProgressW
   };
   out({ type: "ready" });
   const lines = readline.createInterface({ input: process.stdin });
+  // stdin closes when the parent closes the pool or dies (even by SIGKILL): nobody is left
+  // to report to, so stop at once, also in the middle of a job.
+  lines.once("close", () => process.exit(0));
   for await (const line of lines) {
     let job: { type?: string } & J;
     try {
