@@ -165,7 +165,10 @@ describe("a 3-node cluster of combined nodes", () => {
       for (const p of afterKill.partitions) expect(p.isr).not.toContain(dead);
 
       // It comes back: registered again, caught up, unfenced; preferred leadership returns to it.
-      await startNodeProcess(dead);
+      // Its stored metadata is stale (its partitions changed leaders while it was down): it must
+      // not act on that image, so no partition of it takes a role in an epoch older than now.
+      const epochsAtRestart = new Map((await describe1(alive[0]!, "orders")).partitions.map((p) => [p.partition, p.leaderEpoch]));
+      const restarted = await startNodeProcess(dead);
       await waitFor("the returned broker unfenced", async () => {
         const c = await quorum.describeCluster();
         return c.brokers.find((b) => b.brokerId === dead)?.fenced === false ? true : undefined;
@@ -174,6 +177,13 @@ describe("a 3-node cluster of combined nodes", () => {
         const t = await describe1(dead, "orders");
         return t.partitions.some((p) => p.leader === dead) ? true : undefined;
       }, 20_000);
+      const roles = fs
+        .readFileSync(restarted.stderrPath, "utf8")
+        .split("\n")
+        .filter((line) => line.includes('"topic":"orders"') && /"msg":"became (leader|follower)"/.test(line))
+        .map((line) => JSON.parse(line) as { partition: number; leaderEpoch: number; msg: string });
+      expect(roles.length, "the restarted node took roles for its partitions").toBeGreaterThan(0);
+      for (const r of roles) expect(r.leaderEpoch, `${r.msg} of orders-${r.partition} after the restart`).toBeGreaterThanOrEqual(epochsAtRestart.get(r.partition)!);
 
       // SIGTERM: a controlled shutdown moves its leaderships away before the process exits,
       // long before its session could expire.

@@ -17,10 +17,11 @@
  * Start-up of a broker:
  *   1. check meta.properties in every log dir (cluster id, node id)
  *   2. open the metadata log and load the controller's image
- *   3. open the partition logs (recovering them), apply the image, delete stray logs
+ *   3. open the partition logs (recovering them)
  *   4. listen; register this broker (a fresh incarnation id), wait until the local image
- *      has the registration, heartbeat to be unfenced, then heartbeat every
- *      broker.heartbeat.interval.ms
+ *      has the registration (caught up with the controller), only then apply the image to
+ *      the partitions and the group coordinator and delete stray logs; heartbeat to be
+ *      unfenced, then heartbeat every broker.heartbeat.interval.ms
  * Shutdown (close): controlled shutdown first when in a quorum (heartbeats with
  * wantShutDown until the controller has moved every leadership away, bounded by
  * CONTROLLED_SHUTDOWN_TIMEOUT_MS), then answer parked fetches, stop accepting calls and
@@ -44,7 +45,8 @@ import {
   shutdownGrpcServer,
   type MetadataLog,
 } from "@flotilla/controller";
-import { EMPTY_IMAGE, diffImages, resolveTopicConfig } from "@flotilla/metadata";
+import { EMPTY_IMAGE, diffImages, resolveTopicConfig, type MetadataImage } from "@flotilla/metadata";
+import type { CreateTopicsRequest } from "@flotilla/protocol";
 import { LogManager } from "@flotilla/storage";
 import { Broker } from "./broker.js";
 import { advertisedHost, clientListener, controllerListener, type ServerConfig } from "./config.js";
@@ -277,11 +279,42 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     });
     cleanups.push(() => replicas.close());
     status.broker = { replicas, brokerEpoch: () => brokerEpoch };
-    const initial = controller.image();
-    await replicas.applyImage(initial, diffImages(EMPTY_IMAGE, initial));
-    await replicas.deleteStrayLogs(initial);
-    const unsubscribe = controller.subscribe((image, changes) => void replicas.applyImage(image, changes));
-    cleanups.push(async () => unsubscribe());
+    /**
+     * Metadata publishing (Kafka's initial catch-up before the broker's metadata publishers
+     * start): the partitions and the group coordinator see no image until the local one has
+     * caught up with the controller's committed log as of this broker's registration (its
+     * own RegisterBroker record, at offset brokerEpoch). A restarted node's stored image
+     * is stale; acting on it would make it leader or follower in epochs long gone.
+     */
+    let published: MetadataImage = EMPTY_IMAGE;
+    const publishListeners = new Set<(image: MetadataImage) => void>();
+    const publishedMetadata = {
+      image: () => published,
+      subscribe: (listener: (image: MetadataImage) => void): (() => void) => {
+        publishListeners.add(listener);
+        return () => publishListeners.delete(listener);
+      },
+      createTopics: (request: CreateTopicsRequest) => controller.createTopics(request),
+    };
+    const publish = (image: MetadataImage): void => {
+      published = image;
+      for (const listener of [...publishListeners]) listener(image);
+    };
+    const startPublishing = async (): Promise<void> => {
+      // Read the image and subscribe in one turn, so no committed batch falls between them;
+      // later images apply only after the first one and the stray-log sweep it decides.
+      const caughtUp = controller.image();
+      const first = replicas.applyImage(caughtUp, diffImages(EMPTY_IMAGE, caughtUp)).then(() => replicas.deleteStrayLogs(caughtUp));
+      let chain: Promise<void> = first.catch(() => undefined);
+      const unsubscribe = controller.subscribe((image, changes) => {
+        chain = chain.then(() => replicas.applyImage(image, changes));
+        publish(image);
+      });
+      cleanups.push(async () => unsubscribe());
+      publish(caughtUp);
+      await first;
+      logger.info({ offset: caughtUp.offset, brokerEpoch }, "metadata caught up; publishing it to the partitions and the group coordinator");
+    };
 
     const broker = new Broker({
       nodeId: config.nodeId,
@@ -299,7 +332,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       nowMs: () => clock.nowMs(),
       logger: logger.child({ component: "broker" }),
     });
-    const groups = startGroupCoordinator({ nodeId: config.nodeId, listenerName: listener.name, config: config.groups, metadata: controller, replicas, clock, logger });
+    const groups = startGroupCoordinator({ nodeId: config.nodeId, listenerName: listener.name, config: config.groups, metadata: publishedMetadata, replicas, clock, logger });
     cleanups.push(() => groups.close());
     const instrumented = metrics.instrument(broker);
     const server: BrokerGrpcServer = await startBrokerGrpcServer({
@@ -336,6 +369,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     };
     await register();
     await controller.waitForImageOffset(brokerEpoch, REGISTRATION_TIMEOUT_MS);
+    await startPublishing();
     await replicas.waitForOffset(brokerEpoch);
     await controller.brokerHeartbeat({ brokerId: config.nodeId, brokerEpoch, currentMetadataOffset: replicas.appliedOffset, wantFence: false, wantShutDown: false });
 
