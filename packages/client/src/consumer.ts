@@ -68,8 +68,13 @@ interface PartitionState {
   fetchOffset: number | undefined;
   /** How to find the position when it is undefined. */
   reset: Reset | undefined;
-  /** Fetched records not yet returned, in offset order, all >= position. */
+  /**
+   * Fetched records, in offset order; those from `bufferedHead` on are not yet returned (all
+   * >= position). Taking advances the head instead of splicing, so a poll costs what it
+   * returns, not what is buffered; the array is dropped once all of it was taken.
+   */
   buffered: ConsumerRecord[];
+  bufferedHead: number;
   highWatermark: number;
   paused: boolean;
   /** Bumped by seek(), assign() and resets, so that answers to older fetches are dropped. */
@@ -177,6 +182,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         fetchOffset: undefined,
         reset: this.autoOffsetReset === "none" ? undefined : this.autoOffsetReset,
         buffered: [],
+        bufferedHead: 0,
         highWatermark: -1,
         paused: false,
         generation: 0,
@@ -205,6 +211,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const st = this.stateOf(tp);
     st.generation++;
     st.buffered = [];
+    st.bufferedHead = 0;
     st.backoffUntilMs = 0;
     st.timestampFloor = undefined;
     if (typeof target === "object" && "offset" in target) {
@@ -428,10 +435,14 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (let i = 0; i < states.length && out.length < maxRecords; i++) {
       const st = states[(this.takeCursor + i) % states.length] as PartitionState;
       if (st.paused || st.buffered.length === 0) continue;
-      const n = Math.min(maxRecords - out.length, st.buffered.length);
-      const taken = st.buffered.splice(0, n);
-      out.push(...taken);
-      st.position = st.buffered.length > 0 ? (st.buffered[0] as ConsumerRecord).offset : st.fetchOffset;
+      const n = Math.min(maxRecords - out.length, st.buffered.length - st.bufferedHead);
+      for (let k = 0; k < n; k++) out.push(st.buffered[st.bufferedHead + k] as ConsumerRecord);
+      st.bufferedHead += n;
+      if (st.bufferedHead === st.buffered.length) {
+        st.buffered = [];
+        st.bufferedHead = 0;
+      }
+      st.position = st.buffered.length > 0 ? (st.buffered[st.bufferedHead] as ConsumerRecord).offset : st.fetchOffset;
       // The next call starts after a partition that was served, so all get a turn.
       if (st.buffered.length === 0) this.takeCursor = (this.takeCursor + i + 1) % states.length;
     }
@@ -548,8 +559,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         if (from < 0) from = records.length;
         else st.timestampFloor = undefined;
       }
-      for (const r of records.slice(from)) {
-        st.buffered.push({ topic: st.tp.topic, partition: st.tp.partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: [...r.headers] });
+      const { topic, partition } = st.tp;
+      for (let i = from; i < records.length; i++) {
+        const r = records[i]!;
+        // The decoder makes a fresh headers array per record: it is handed over, not copied.
+        st.buffered.push({ topic, partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers as RecordHeader[] });
       }
       st.fetchOffset = nextFetchOffset;
       if (st.buffered.length === 0) st.position = nextFetchOffset;
@@ -568,6 +582,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       st.position = undefined;
       st.fetchOffset = undefined;
       st.buffered = [];
+      st.bufferedHead = 0;
       st.timestampFloor = undefined;
       st.reset = this.autoOffsetReset;
       return;
