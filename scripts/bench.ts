@@ -8,6 +8,7 @@
  * stopping every process it started.
  */
 import { parseArgs } from "node:util";
+import { renderSummary } from "./bench/report.js";
 import { runBench } from "./bench/run.js";
 
 const { values } = parseArgs({
@@ -31,8 +32,8 @@ process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
 
 try {
-  const { jsonPath, mdPath } = await runBench({ quick: values.quick, ...(values.out ? { outDir: values.out } : {}), nats: !values["no-nats"], signal: controller.signal });
-  process.stdout.write(`report: ${mdPath}\n        ${jsonPath}\n`);
+  const { report, jsonPath, mdPath } = await runBench({ quick: values.quick, ...(values.out ? { outDir: values.out } : {}), nats: !values["no-nats"], signal: controller.signal });
+  process.stdout.write(`${renderSummary(report)}\nreport: ${mdPath}\n        ${jsonPath}\n`);
   process.exit(0);
 } catch (err) {
   process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -33,7 +33,7 @@ import { silentLogger } from "../../packages/common/src/logger.js";
 import { startCombinedCluster, type CombinedCluster } from "../../test/helpers/combined-cluster.js";
 import { REPO_ROOT } from "../../test/helpers/processes.js";
 import { findNatsServer, NATS_SUBJECT_PREFIX, natsServerVersion, startNatsCluster, type NatsCluster } from "./nats.js";
-import { renderMarkdown, renderSummary } from "./report.js";
+import { renderMarkdown } from "./report.js";
 import { RssSampler } from "./rss.js";
 
 export interface BenchOptions {
@@ -527,7 +527,6 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
   const mdPath = `${stem}.md`;
   fs.writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(mdPath, renderMarkdown(report));
-  write(renderSummary(report));
   return { report, jsonPath, mdPath };
 }
 
