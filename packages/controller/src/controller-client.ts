@@ -209,7 +209,8 @@ export class ControllerQuorumClient implements ControllerChannel {
           continue; // follow the hint at once
         }
         // The hinted voter is the one asked (elected, not yet active): ask it again after the back-off.
-        if (hinted < 0) this.current = (this.current + 1) % this.addresses.length;
+        // Otherwise try the next voter, unless another call or noteLeader has already moved on.
+        if (hinted < 0 && this.addresses[this.current] === address) this.current = (this.current + 1) % this.addresses.length;
         if (Date.now() + backoffMs > deadline) break;
         this.options.logger?.debug({ method, address, attempt, err: fe.message }, "controller call failed; retrying");
         await sleep(backoffMs);
