@@ -127,13 +127,15 @@ export const kafkajsLogCreator: logCreator = () => (entry) => {
 
 /**
  * A kafkajs client for `bootstrap` ("host:port,host:port"), quiet, with bounded retries and
- * timeouts generous enough for a loaded 2-core machine.
+ * timeouts generous enough for a loaded 2-core machine. `silent` drops its warnings and
+ * errors too, for tests that cause connection errors on purpose (failures still surface as
+ * rejected calls).
  */
-export function newKafkajs(bootstrap: string, clientId: string): Kafka {
+export function newKafkajs(bootstrap: string, clientId: string, options: { silent?: boolean } = {}): Kafka {
   return new Kafka({
     clientId,
     brokers: bootstrap.split(","),
-    logLevel: logLevel.WARN,
+    logLevel: options.silent ? logLevel.NOTHING : logLevel.WARN,
     logCreator: kafkajsLogCreator,
     connectionTimeout: 10_000,
     requestTimeout: 30_000,
@@ -160,6 +162,10 @@ export async function consumeWithKafkajs(
 ): Promise<KafkajsConsumed[]> {
   const consumer = kafka.consumer({ groupId: options.groupId, sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 200 });
   const got: KafkajsConsumed[] = [];
+  // Group events, for the error message: a rebalance explains a redelivery.
+  const events: string[] = [];
+  consumer.on(consumer.events.GROUP_JOIN, (e) => events.push(`join(${JSON.stringify(e.payload.memberAssignment)}, after ${got.length} messages)`));
+  consumer.on(consumer.events.COMMIT_OFFSETS, (e) => events.push(`commit(generation ${e.payload.groupGenerationId}, after ${got.length} messages)`));
   let timer: NodeJS.Timeout | undefined;
   try {
     await consumer.connect();
@@ -184,7 +190,13 @@ export async function consumeWithKafkajs(
     });
     await new Promise((r) => setTimeout(r, options.settleMs ?? 300));
     if (got.length > options.count) {
-      throw new Error(`kafkajs consumer of ${options.topic} (group ${options.groupId}) got ${got.length} messages, expected ${options.count}`);
+      const seen = new Map<string, number>();
+      for (const g of got) seen.set(`${g.partition}/${g.message.offset}`, (seen.get(`${g.partition}/${g.message.offset}`) ?? 0) + 1);
+      const repeated = [...seen].filter(([, n]) => n > 1).map(([at, n]) => `${at} x${n}`);
+      throw new Error(
+        `kafkajs consumer of ${options.topic} (group ${options.groupId}) got ${got.length} messages, expected ${options.count}; ` +
+          `partition/offset delivered more than once: ${repeated.join(", ") || "none (the extra records sit at distinct offsets)"}; events: ${events.join(", ")}`,
+      );
     }
     return got;
   } finally {

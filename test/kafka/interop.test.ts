@@ -42,10 +42,17 @@ function theCluster(): CombinedCluster {
 
 const bootstrap = (): string => theCluster().bootstrap();
 
+/**
+ * Creates a topic and waits until its leaders serve it: Metadata can name a leader before
+ * that broker has taken the partition, and a kafkajs produce in that window gets
+ * UNKNOWN_TOPIC_OR_PARTITION for one partition and resends the whole request, duplicating
+ * the partitions that succeeded (see kafkajs.test.ts).
+ */
 async function createTopic(topic: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
   const admin = new Admin({ bootstrapServers: bootstrap(), defaultApiTimeoutMs: 30_000 });
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configs }] });
+    await theCluster().waitFor(`the leaders of ${topic} to serve it`, async () => (await admin.fetchTopicOffsets(topic)).length === partitions, 30_000);
   } finally {
     await admin.close();
   }

@@ -9,10 +9,13 @@
  * - the producer sends keyed records with headers with acks -1, with acks 1 and as a gzip
  *   batch; a consumer group reads every record back with its key, value, headers, timestamp
  *   and offset intact, and each key sits in the partition Kafka's murmur2 partitioner names;
- *   the admin's ListOffsets (latest, and by timestamp) agrees with what was written.
+ *   the admin's ListOffsets (latest, and by timestamp) agrees with what was written;
+ * - an idempotent producer keeps writing, each record once, across the SIGKILL of a
+ *   partition leader.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompressionTypes, ConfigResourceTypes, Partitioners, type IHeaders, type Kafka, type RecordMetadata } from "kafkajs";
+import { Consumer } from "../../packages/client/src/index.js";
 import { partitionForKey } from "../../packages/protocol/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 import { consumeWithKafkajs, newKafkajs } from "./helpers.js";
@@ -37,15 +40,25 @@ function theCluster(): CombinedCluster {
   return cluster;
 }
 
+/**
+ * Creates the test topic with kafkajs and waits until every partition's leader serves it.
+ * kafkajs's waitForLeaders only waits for the Metadata answer to name leaders, which can run
+ * ahead of the leader itself taking the partition (as in Kafka); a produce in that window
+ * gets UNKNOWN_TOPIC_OR_PARTITION for one partition, and kafkajs's non-idempotent producer
+ * then resends the broker's whole request, duplicating the partitions that had succeeded.
+ * A successful ListOffsets (sent to each leader) closes the window.
+ */
 async function createTopicWithKafkajs(topic: string): Promise<boolean> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return await admin.createTopics({
+    const created = await admin.createTopics({
       waitForLeaders: true,
       timeout: 30_000,
       topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: REPLICATION_FACTOR, configEntries: [{ name: "retention.ms", value: "3600000" }] }],
     });
+    await theCluster().waitFor("every partition leader to serve the new topic", async () => (await admin.fetchTopicOffsets(topic)).length === PARTITIONS, 30_000);
+    return created;
   } finally {
     await admin.disconnect();
   }
@@ -262,4 +275,55 @@ describe("kafkajs against a 3-node Flotilla cluster", () => {
       await admin.disconnect();
     }
   }, 180_000);
+
+  // Runs last: it kills a node (the cluster is destroyed after it).
+  it("an idempotent producer rides through the SIGKILL of a partition leader: new leaders from Metadata, every record once", async () => {
+    const c = theCluster();
+    const topic = "kafkajs-failover";
+    expect(await createTopicWithKafkajs(topic)).toBe(true);
+    // Its own client, silent: the refused connections to the dead node are expected. Retries
+    // cover about 40 s, well past the 3 s broker session timeout that moves the leaders.
+    const producer = newKafkajs(c.bootstrap(), "flotilla-kafkajs-failover", { silent: true }).producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      retry: { retries: 16, initialRetryTime: 200, maxRetryTime: 3_000 },
+    });
+    await producer.connect();
+    const keys = Array.from({ length: 12 }, (_, i) => `failover-${i}`);
+    const values: string[] = [];
+    try {
+      const send = async (round: number): Promise<void> => {
+        const messages = keys.map((key) => ({ key, value: `${key} round ${round}` }));
+        values.push(...messages.map((m) => m.value));
+        const metas = await producer.send({ topic, acks: -1, timeout: 30_000, messages });
+        for (const m of metas) expect(m.errorCode).toBe(0);
+      };
+      await send(0);
+      const before = await c.describeTopic(topic);
+      const victim = before.partitions[0]!.leader;
+      await c.stop(victim, "SIGKILL");
+      // The dead node's partitions get new leaders once its session times out; kafkajs sees
+      // connection errors and NOT_LEADER_OR_FOLLOWER, refreshes metadata and resends.
+      await send(1);
+      await send(2);
+      const after = await c.describeTopic(topic);
+      for (const p of after.partitions) expect(p.leader, `leader of partition ${p.partition} after the kill`).not.toBe(victim);
+    } finally {
+      await producer.disconnect();
+    }
+    // Read back with Flotilla's consumer (no group coordinator involved), from the survivors.
+    const consumer = new Consumer({ bootstrapServers: c.nodeIds.filter((id) => c.isRunning(id)).map((id) => c.address(id)).join(","), autoOffsetReset: "earliest", fetchMaxWaitMs: 200 });
+    const got: string[] = [];
+    try {
+      await consumer.assign([{ topic }]);
+      const deadline = Date.now() + 30_000;
+      while (got.length < values.length && Date.now() < deadline) got.push(...(await consumer.poll({ timeoutMs: 500 })).map((r) => r.value?.toString() ?? "null"));
+      got.push(...(await consumer.poll({ timeoutMs: 300 })).map((r) => r.value?.toString() ?? "null"));
+    } finally {
+      await consumer.close();
+    }
+    expect([...got].sort()).toEqual([...values].sort());
+  }, 150_000);
 });
