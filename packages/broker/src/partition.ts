@@ -25,7 +25,7 @@
 import { FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import type { PartitionRegistration, TopicConfig } from "@flotilla/metadata";
-import { setLogAppendTime, validateBatches } from "@flotilla/protocol";
+import { setLogAppendTime, validateBatchRecords, validateBatches } from "@flotilla/protocol";
 import type { PartitionLog } from "@flotilla/storage";
 import type { AlterPartitionCall, AlterPartitionReply } from "./controller-channel.js";
 import { ProducerStateManager } from "./producer-state.js";
@@ -268,7 +268,7 @@ export class Partition {
 
   /**
    * Leader append of a produce request's bytes: checks each batch (whole, CRC, at most
-   * max.message.bytes) and, for acks=all, that the ISR has min.insync.replicas members
+   * max.message.bytes, records well formed) and, for acks=all, that the ISR has min.insync.replicas members
    * (before writing anything); stamps LogAppendTime when the topic asks for it, appends
    * with the leader epoch, and moves the high watermark.
    */
@@ -282,6 +282,10 @@ export class Partition {
         throw new FlotillaError("MESSAGE_TOO_LARGE", `record batch of ${b.size} bytes at byte ${b.pos} is larger than max.message.bytes ${maxMessageBytes} of topic ${this.topic}`);
       }
     }
+    // A right CRC says the producer's bytes arrived intact, not that they are readable
+    // records: check the records (as Kafka's LogValidator does) so no consumer is handed a
+    // batch it cannot decode.
+    for (const b of batches) validateBatchRecords(records, b.pos, b.size, b.header);
     if (options.acks === -1 && this.registration.isr.length < this.topicConfig.minInsyncReplicas) {
       throw new FlotillaError("NOT_ENOUGH_REPLICAS", `${this.key} has ${this.registration.isr.length} in-sync replicas (${this.registration.isr.join(",")}), fewer than min.insync.replicas ${this.topicConfig.minInsyncReplicas}`);
     }

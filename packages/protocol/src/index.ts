@@ -4,5 +4,6 @@ export * from "./grpc.js";
 export * from "./grpc-errors.js";
 export * from "./batch/records.js";
 export * from "./batch/compression.js";
+export * from "./batch/validate-records.js";
 export * from "./partitioner.js";
 export * from "./group-api.js";
