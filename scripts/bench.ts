@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick] [--out <dir>] [--no-nats]`: starts a fresh local 3-broker cluster,
+ * `pnpm bench [--quick] [--out <dir>] [--no-nats] [--cpu-prof <dir>]`: starts a fresh local 3-broker cluster,
  * runs the fixed producer / consumer / end-to-end matrix (scripts/bench/run.ts), runs the
  * same publish workload on a 3-node NATS JetStream cluster when nats-server is installed,
  * prints a summary and writes bench/results/<time>.md and .json. Never fails on a time:
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     out: { type: "string" },
     "no-nats": { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
   },
 });
 
@@ -32,7 +33,7 @@ process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
 
 try {
-  const { report, jsonPath, mdPath } = await runBench({ quick: values.quick, ...(values.out ? { outDir: values.out } : {}), nats: !values["no-nats"], signal: controller.signal });
+  const { report, jsonPath, mdPath } = await runBench({ quick: values.quick, ...(values.out ? { outDir: values.out } : {}), nats: !values["no-nats"], ...(values["cpu-prof"] ? { cpuProfDir: values["cpu-prof"] } : {}), signal: controller.signal });
   process.stdout.write(`${renderSummary(report)}\nreport: ${mdPath}\n        ${jsonPath}\n`);
   process.exit(0);
 } catch (err) {

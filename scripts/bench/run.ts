@@ -45,6 +45,12 @@ export interface BenchOptions {
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * Profile the brokers and producer processes with `node --cpu-prof`, writing .cpuprofile
+   * files here. The brokers are then stopped with SIGTERM and the producers by closing their
+   * stdin (a profile is written only on a normal exit) instead of SIGKILL.
+   */
+  cpuProfDir?: string;
 }
 
 export type Latency = Record<string, number>;
@@ -258,9 +264,18 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
   const progress = (what: string) => (w: ProgressWindow, nowMs: number): void => log(`  [${what}] ${formatWindowLine(w.take(nowMs))}`);
 
   try {
+    // Node refuses --cpu-prof in NODE_OPTIONS: the brokers get it through a shell that execs
+    // node with it (so the pid stays the node's), the producers as node flags.
+    const profFlags = options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProfDir)}`];
+    if (options.cpuProfDir !== undefined) fs.mkdirSync(options.cpuProfDir, { recursive: true });
     log(`bench: starting a 3-node cluster and ${PRODUCERS_MAX} producer processes${options.quick ? " (quick)" : ""}`);
-    const clusterStart = startCombinedCluster({ name: "bench", nodes: 3, overrides: BROKER_OVERRIDES });
-    const poolStart = startProducerPool(PRODUCERS_MAX);
+    const clusterStart = startCombinedCluster({
+      name: "bench",
+      nodes: 3,
+      overrides: BROKER_OVERRIDES,
+      ...(profFlags.length > 0 ? { wrap: () => ["sh", "-c", `exec "$0" ${profFlags.map((f) => `'${f}'`).join(" ")} "$@"`] } : {}),
+    });
+    const poolStart = startProducerPool(PRODUCERS_MAX, { execArgv: profFlags });
     const [c, p] = await Promise.allSettled([clusterStart, poolStart]);
     if (c.status === "fulfilled") cluster = c.value;
     if (p.status === "fulfilled") pool = p.value;
@@ -353,7 +368,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
               log(`bench: ${name} failed: ${errorText(err)}`);
               // A failed pool job kills the pool: start a fresh one for the next runs.
               pool?.close();
-              pool = await startProducerPool(PRODUCERS_MAX);
+              pool = await startProducerPool(PRODUCERS_MAX, { execArgv: profFlags });
             }
           }
         }
@@ -442,8 +457,13 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
     brokerRss.stop();
     report.brokerRssMaxMiB = brokerRss.overall();
     // The brokers are done: stop them before NATS runs, so both get the machine to themselves.
+    if (options.cpuProfDir !== undefined) await pool?.closeGracefully(10_000);
     pool?.close();
     pool = undefined;
+    if (options.cpuProfDir !== undefined) {
+      log(`bench: stopping the brokers with SIGTERM so they write their profiles to ${options.cpuProfDir}`);
+      await Promise.all(cluster!.nodeIds.map((id) => cluster!.stop(id, "SIGTERM", 30_000).catch(() => undefined)));
+    }
     await cluster!.destroy();
     cluster = undefined;
 

@@ -162,8 +162,8 @@ export async function producePerf(
 }
 
 /** Starts a pool of `count` producer processes for producePerf. */
-export function startProducerPool(count: number, stderr: "inherit" | "ignore" = "inherit"): Promise<WorkerPool> {
-  return WorkerPool.start({ entry: PRODUCE_WORKER_ENTRY, count, stderr });
+export function startProducerPool(count: number, options: { stderr?: "inherit" | "ignore"; execArgv?: readonly string[] } = {}): Promise<WorkerPool> {
+  return WorkerPool.start({ entry: PRODUCE_WORKER_ENTRY, count, ...options });
 }
 
 interface ConsumePerfFlags extends ClientFlags {

@@ -108,6 +108,8 @@ export interface WorkerPoolOptions {
   readyTimeoutMs?: number;
   /** Where the workers' stderr goes. Default: this process's stderr. */
   stderr?: "inherit" | "ignore";
+  /** Extra node flags, e.g. ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]. */
+  execArgv?: readonly string[];
 }
 
 export interface RunJobOptions {
@@ -154,7 +156,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Promise<void> {
-    const proc = spawn(process.execPath, ["--import", "tsx", this.options.entry], {
+    const proc = spawn(process.execPath, [...(this.options.execArgv ?? []), "--import", "tsx", this.options.entry], {
       cwd: REPO_ROOT,
       stdio: ["pipe", "pipe", this.options.stderr ?? "inherit"],
     });
@@ -222,6 +224,19 @@ export class WorkerPool {
         c.onFailure = undefined;
       }
     }
+  }
+
+  /**
+   * Closes stdin and gives the workers up to `graceMs` to exit by themselves (a worker run
+   * under --cpu-prof writes its profile only then), then close().
+   */
+  async closeGracefully(graceMs: number): Promise<void> {
+    for (const c of this.children) c.proc.stdin?.end();
+    const exits = this.children.map((c) => (c.exited ? Promise.resolve() : new Promise<void>((r) => c.proc.once("exit", () => r()))));
+    const wait = deadline(graceMs, "exit");
+    await Promise.race([Promise.all(exits), wait.promise]).catch(() => undefined);
+    wait.cancel();
+    this.close();
   }
 
   /** Ends every worker: stdin closed, then SIGKILL by pid (they hold no state worth a clean exit). */
