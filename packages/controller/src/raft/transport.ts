@@ -53,6 +53,8 @@ export interface PeerSendStats {
   droppedOverflow: number;
   streamsOpened: number;
   streamErrors: number;
+  /** Channels replaced because a connection attempt outlasted RAFT_CONNECT_TIMEOUT_MS. */
+  redials: number;
 }
 
 type Callback = (err: grpc.ServiceError | null) => void;
@@ -73,7 +75,19 @@ export const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 1000,
   "grpc.keepalive_timeout_ms": 2000,
   "grpc.keepalive_permit_without_calls": 1,
+  // Each sender owns its connection: a redial (PeerSender.redial) must not get back the
+  // shared subchannel whose connection attempt is stuck.
+  "grpc.use_local_subchannel_pool": 1,
 };
+
+/**
+ * How long a stream to a peer that was unreachable may wait for its connection before the
+ * sender dials afresh on a new channel. grpc-js has no connect timeout: a connection
+ * attempt made while the peer sat behind a network partition waits on the kernel's SYN
+ * retransmission back-off (1, 2, 4, 8, 16 s...), which can keep the voters apart for tens
+ * of seconds after the partition heals.
+ */
+export const RAFT_CONNECT_TIMEOUT_MS = 2000;
 
 function messageBytesEstimate(m: Message): number {
   let bytes = 64 + (m.context?.length ?? 0);
@@ -93,9 +107,9 @@ class PeerSender {
   private backoffMs = 0;
   private backoffTimer: NodeJS.Timeout | undefined;
   private reachable = true;
-  readonly stats: PeerSendStats = { queued: 0, sentMessages: 0, sentBatches: 0, droppedOverflow: 0, streamsOpened: 0, streamErrors: 0 };
-  private readonly client: grpc.Client;
-  private readonly openStream: OpenStream;
+  readonly stats: PeerSendStats = { queued: 0, sentMessages: 0, sentBatches: 0, droppedOverflow: 0, streamsOpened: 0, streamErrors: 0, redials: 0 };
+  private client: grpc.Client;
+  private openStream: OpenStream;
 
   constructor(
     private readonly selfId: NodeId,
@@ -104,9 +118,30 @@ class PeerSender {
     private readonly options: ResolvedTransportOptions,
     private readonly logger: Logger,
   ) {
-    const Ctor = serviceClientCtor(RAFT_PROTO, RAFT_TRANSPORT_SERVICE);
-    this.client = new Ctor(address, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+    this.client = this.dial();
     this.openStream = (this.client as unknown as { send: OpenStream }).send.bind(this.client);
+  }
+
+  private dial(): grpc.Client {
+    const Ctor = serviceClientCtor(RAFT_PROTO, RAFT_TRANSPORT_SERVICE);
+    return new Ctor(this.address, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+  }
+
+  /** Drops the stream and the channel whose connection attempt is stuck, and dials anew after a short back-off. */
+  private redial(): void {
+    const stream = this.stream;
+    this.stream = undefined; // its end callback is then ignored
+    this.writable = false;
+    stream?.cancel();
+    this.client.close();
+    this.client = this.dial();
+    this.openStream = (this.client as unknown as { send: OpenStream }).send.bind(this.client);
+    this.stats.redials += 1;
+    this.logger.debug({ peer: this.peerId, address: this.address }, "raft peer connection attempt stuck; dialing again");
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.flush();
+    }, this.options.retryBackoffMinMs);
   }
 
   enqueue(message: Message): void {
@@ -156,11 +191,16 @@ class PeerSender {
     this.writable = true;
     this.stats.streamsOpened += 1;
     this.client.getChannel().getConnectivityState(true);
-    if (!this.reachable) this.watchReconnect();
+    if (!this.reachable) this.watchReconnect(stream, Date.now());
   }
 
-  /** Logs "reachable again" and resets the back-off once the channel is connected. */
-  private watchReconnect(): void {
+  /**
+   * Logs "reachable again" and resets the back-off once the channel is connected; redials
+   * when `stream` (opened at `openedAtMs`) is still waiting for a connection after
+   * RAFT_CONNECT_TIMEOUT_MS.
+   */
+  private watchReconnect(stream: grpc.ClientWritableStream<WireMessageBatch>, openedAtMs: number): void {
+    if (this.closed || this.stream !== stream) return;
     const channel = this.client.getChannel();
     const state = channel.getConnectivityState(false);
     if (state === grpc.connectivityState.READY) {
@@ -169,12 +209,15 @@ class PeerSender {
       this.logger.info({ peer: this.peerId, address: this.address }, "raft peer reachable again");
       return;
     }
-    if (this.closed || state === grpc.connectivityState.SHUTDOWN) return;
-    // Bounded: each wait ends at a state change or after the deadline; a new stream
-    // (after the next failure) starts a new watch.
-    channel.watchConnectivityState(state, Date.now() + 5000, () => {
-      if (!this.closed && !this.reachable && this.stream !== undefined) this.watchReconnect();
-    });
+    if (state === grpc.connectivityState.SHUTDOWN) return;
+    const deadlineMs = openedAtMs + RAFT_CONNECT_TIMEOUT_MS;
+    if (Date.now() >= deadlineMs) {
+      this.redial();
+      return;
+    }
+    // Bounded: each wait ends at a state change or at the connect deadline; a new stream
+    // (after the next failure or redial) starts a new watch.
+    channel.watchConnectivityState(state, deadlineMs, () => this.watchReconnect(stream, openedAtMs));
   }
 
   private onStreamEnd(stream: grpc.ClientWritableStream<WireMessageBatch>, err: grpc.ServiceError | null): void {
