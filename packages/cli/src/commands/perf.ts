@@ -1,7 +1,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { FlotillaError } from "@flotilla/common";
+import { ErrorCodes, FlotillaError, type ErrorName } from "@flotilla/common";
 import { Admin, type Acks } from "@flotilla/client";
 import type { Compression } from "@flotilla/protocol";
 import { parseIntFlag, UsageError } from "../format.js";
@@ -44,6 +44,17 @@ async function checkTopic(io: CliIo, bootstrapServers: string, topic: string, re
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * The error a perf command exits with after records failed: the code of the first failure
+ * when its message starts with one (FlotillaError messages read "<CODE>: <detail>"; worker
+ * processes report only the message), else `fallback`.
+ */
+export function failedRecordsError(detail: string, firstError: string | undefined, fallback: ErrorName): FlotillaError {
+  const name = firstError === undefined ? undefined : /^([A-Z_]+):/.exec(firstError)?.[1];
+  const code = name !== undefined && name in ErrorCodes ? (name as ErrorName) : fallback;
+  return new FlotillaError(code, `${detail}; first error: ${firstError ?? "none"}`);
 }
 
 /** Latency figures under the names the JSON output uses. */
@@ -111,7 +122,7 @@ function producePerfCommand(io: CliIo): Command {
       } else {
         await writeOut(io.stdout, `${formatProduceLine(result.throughput, result.latency)}\n`);
       }
-      if (result.errors > 0) throw new FlotillaError("REQUEST_TIMED_OUT", `${result.errors} record(s) not acknowledged; first error: ${result.firstError ?? "unknown"}`);
+      if (result.errors > 0) throw failedRecordsError(`${result.errors} record(s) not acknowledged`, result.firstError, "UNKNOWN_SERVER_ERROR");
     });
 }
 
@@ -261,7 +272,8 @@ function e2ePerfCommand(io: CliIo): Command {
         await writeOut(io.stdout, `${formatProduceLine(r.throughput, r.latency, "received")} (end to end)\n`);
       }
       if (r.errors > 0 || r.received < r.sent) {
-        throw new FlotillaError("REQUEST_TIMED_OUT", `${r.sent} sent, ${r.received} received, ${r.errors} send error(s); first error: ${r.firstError ?? "none"}`);
+        // Records sent without error but never received: they did not arrive within the idle timeout.
+        throw failedRecordsError(`${r.sent} sent, ${r.received} received, ${r.errors} send error(s)`, r.firstError, "REQUEST_TIMED_OUT");
       }
     });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { shareOf } from "../commands/perf.js";
+import { failedRecordsError, shareOf } from "../commands/perf.js";
 import { recordsPerSendFor } from "./produce.js";
 import { LatencyHistogram } from "./stats.js";
 import { aggregateResults, type WorkerResult } from "./workers.js";
@@ -55,5 +55,16 @@ describe("recordsPerSendFor", () => {
     expect(recordsPerSendFor(100, 10_000)).toBe(10);
     expect(recordsPerSendFor(100, 500)).toBe(1);
     expect(recordsPerSendFor(100, 1_000_000)).toBe(100);
+  });
+});
+
+describe("failedRecordsError", () => {
+  it("takes the code of the first failure when its message names one, else the fallback", () => {
+    const e = failedRecordsError("3 record(s) not acknowledged", "NOT_ENOUGH_REPLICAS: only 1 in sync", "UNKNOWN_SERVER_ERROR");
+    expect(e.errorName).toBe("NOT_ENOUGH_REPLICAS");
+    expect(e.message).toBe("NOT_ENOUGH_REPLICAS: 3 record(s) not acknowledged; first error: NOT_ENOUGH_REPLICAS: only 1 in sync");
+    expect(failedRecordsError("x", "socket hang up", "UNKNOWN_SERVER_ERROR").errorName).toBe("UNKNOWN_SERVER_ERROR");
+    expect(failedRecordsError("x", "NOT_A_CODE: y", "REQUEST_TIMED_OUT").errorName).toBe("REQUEST_TIMED_OUT");
+    expect(failedRecordsError("x", undefined, "REQUEST_TIMED_OUT").message).toContain("first error: none");
   });
 });
