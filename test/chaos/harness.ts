@@ -12,6 +12,7 @@
  *   partition-leader  only with `netns: true` (root): each node runs in its own network namespace
  *                   (netns.ts) and the leader of a random partition has its link downed for
  *                   longer than the session timeout, then healed
+ *   partition-controller  the same for the active controller (the metadata quorum's leader)
  *
  * Faults never overlap: after each one heals, the nemesis waits (bounded) for every replica to
  * be back in the ISR, so at most one of three nodes is ever down and acks=all stays possible.
@@ -34,10 +35,10 @@ import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-
 import { createNetns, type Netns } from "./netns.js";
 import { check, type CheckReport, type History, type ReadRecord, type ReplicaLog, type SendEvent } from "./checker.js";
 
-export type NemesisKind = "kill-random" | "kill-leader" | "kill-controller" | "pause" | "rolling-restart" | "partition-leader";
+export type NemesisKind = "kill-random" | "kill-leader" | "kill-controller" | "pause" | "rolling-restart" | "partition-leader" | "partition-controller";
 export const NEMESIS_KINDS: readonly NemesisKind[] = ["kill-random", "kill-leader", "kill-controller", "pause", "rolling-restart"];
 /** The kinds when the nodes run in network namespaces (ChaosOptions.netns). */
-export const NETNS_NEMESIS_KINDS: readonly NemesisKind[] = [...NEMESIS_KINDS, "partition-leader"];
+export const NETNS_NEMESIS_KINDS: readonly NemesisKind[] = [...NEMESIS_KINDS, "partition-leader", "partition-controller"];
 
 export interface ChaosOptions {
   /** Used in process and directory names. */
@@ -109,8 +110,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const keys = options.keys ?? 30;
   const producerCount = options.producers ?? 2;
   // A partition needs the namespaces; without them the kind is skipped.
-  const kinds = (options.kinds ?? (options.netns ? NETNS_NEMESIS_KINDS : NEMESIS_KINDS)).filter((k) => options.netns || k !== "partition-leader");
-  if (kinds.length === 0) throw new Error("no nemesis kind left to run (partition-leader needs netns: true)");
+  const kinds = (options.kinds ?? (options.netns ? NETNS_NEMESIS_KINDS : NEMESIS_KINDS)).filter((k) => options.netns || !k.startsWith("partition-"));
+  if (kinds.length === 0) throw new Error("no nemesis kind left to run (partition-leader and partition-controller need netns: true)");
   const paused = new Set<number>();
   let cluster: CombinedCluster | undefined;
   let netns: Netns | undefined;
@@ -234,16 +235,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleep(holdMs);
         process.kill(pid, "SIGCONT");
         paused.delete(pid);
-      } else if (kind === "partition-leader") {
-        assert(namespaces, "partition-leader runs only with network namespaces");
-        const partition = rng.int(0, partitions);
-        const t = await c.describeTopic(TOPIC);
-        const leader = t.partitions.find((p) => p.partition === partition)?.leader ?? -1;
-        const id = leader > 0 ? leader : rng.pick(c.nodeIds);
+      } else if (kind === "partition-leader" || kind === "partition-controller") {
+        assert(namespaces, `${kind} runs only with network namespaces`);
+        let id: number;
+        if (kind === "partition-leader") {
+          const partition = rng.int(0, partitions);
+          const t = await c.describeTopic(TOPIC);
+          const leader = t.partitions.find((p) => p.partition === partition)?.leader ?? -1;
+          id = leader > 0 ? leader : rng.pick(c.nodeIds);
+          target = `leader of partition ${partition}`;
+        } else {
+          const controllerId = await activeController(c);
+          id = controllerId ?? rng.pick(c.nodeIds);
+          target = controllerId !== undefined ? "active controller" : "random node (no active controller agreed on)";
+        }
         // Longer than broker.session.timeout.ms (3 s), so the controller fences it and moves leadership.
         const isolateMs = holdMs + 3_000;
         nodes = [id];
-        target = `leader of partition ${partition}`;
         log.info({ event: "nemesis", kind, node: id, target, holdMs: isolateMs }, "link down");
         namespaces.isolate(id);
         await sleep(isolateMs);
