@@ -125,9 +125,22 @@ describe("RaftMetadataLog on a 3-voter quorum", () => {
 
       // Lose the active controller without a hand-off: another voter takes over.
       const survivors = nodes.filter((n) => n !== active);
+      const firstTerm = active.log.activeTerm();
+      expect(firstTerm).toBeGreaterThan(0);
+      for (const n of survivors) expect(n.log.leaderId()).toBe(active.id);
+      // Survivors tell their listeners of the new leader (what points their controller clients at it).
+      const heard = new Map<number, { leaderId: number; address: string | undefined }>();
+      const stops = survivors.map((n) => n.log.onLeaderChange((leaderId, address) => heard.set(n.id, { leaderId, address })));
       await active.stop("abandon");
       const next = await waitFor("a new active controller", () => survivors.find((n) => n.log.isActive()));
       expect(next.id).not.toBe(active.id);
+      expect(next.log.activeTerm(), "a new term of activity").toBeGreaterThan(firstTerm);
+      await waitFor("every survivor heard of the new leader", () => survivors.every((n) => heard.get(n.id)?.leaderId === next.id));
+      for (const n of survivors) {
+        expect(heard.get(n.id)).toEqual({ leaderId: next.id, address: voters.get(next.id) });
+        expect(n.log.leaderId()).toBe(next.id);
+      }
+      for (const stop of stops) stop();
       const again = await client.createTopics({ topics: [{ name: "more", numPartitions: 2, replicationFactor: 2, configs: {} }], timeoutMs: 0, validateOnly: false });
       expect(again.topics[0]).toMatchObject({ errorCode: 0 });
       const block = await client.allocateProducerIds({ brokerId: 1, brokerEpoch: next.controller.image().brokers.get(1)!.brokerEpoch });
