@@ -24,7 +24,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => shutdownGrpcServer(s, 500)));
 });
 
-async function voter(heartbeat: Handler): Promise<{ address: string; calls: () => number }> {
+async function voter(heartbeat: Handler, fetchMetadata?: Handler): Promise<{ address: string; calls: () => number }> {
   let calls = 0;
   const server = createGrpcServer();
   const ctor = serviceClientCtor(CONTROLLER_PROTO, CONTROLLER_SERVICE);
@@ -33,6 +33,7 @@ async function voter(heartbeat: Handler): Promise<{ address: string; calls: () =
       calls++;
       heartbeat(call, callback);
     }) satisfies Handler,
+    ...(fetchMetadata ? { FetchMetadata: fetchMetadata } : {}),
   });
   const port = await bindGrpcServer(server, "127.0.0.1:0");
   servers.push(server);
@@ -74,6 +75,32 @@ describe("ControllerQuorumClient leader following", () => {
     expect(Date.now() - startedMs).toBeLessThan(5_000);
     expect(cutOff.calls()).toBe(1);
     expect(client.activeControllerAddress).toBe(leader.address);
+  });
+
+  it("a hint learned by one call moves the others: a metadata long-poll stuck at a cut-off voter goes to the hinted leader", async () => {
+    let fetchesHeld = 0;
+    const cutOff = await voter(
+      (_call, callback) => void held.push(callback),
+      (_call, callback) => {
+        fetchesHeld++;
+        held.push(callback);
+      },
+    );
+    const leader = await voter(
+      (_call, callback) => callback(null, { isFenced: false, shouldShutDown: false, isCaughtUp: true, metadataOffset: 3 }),
+      (_call, callback) => callback(null, { records: [], snapshot: Buffer.alloc(0), snapshotOffset: -1, committedOffset: 3 }),
+    );
+    const follower = await voter((_call, callback) => callback(toServiceError(new FlotillaError("NOT_CONTROLLER", "follower", { leaderHint: leader.address })) as grpc.ServiceError));
+    const client = new ControllerQuorumClient({ addresses: [cutOff.address, follower.address, leader.address], heartbeatCallTimeoutMs: 300, totalTimeoutMs: 20_000 });
+    clients.push(client);
+    const startedMs = Date.now();
+    const fetching = client.fetchMetadata(4, 2_000); // its attempt deadline is 7 s
+    for (let i = 0; i < 200 && fetchesHeld === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(fetchesHeld).toBe(1);
+    // The heartbeat times out at the cut-off voter, is refused by the follower with the hint, and answered by the leader.
+    expect((await client.brokerHeartbeat(HEARTBEAT)).isFenced).toBe(false);
+    expect((await fetching).committedOffset).toBe(3);
+    expect(Date.now() - startedMs, "the long-poll was moved, not left to its 7 s deadline").toBeLessThan(5_000);
   });
 
   it("learns the active controller from a NOT_CONTROLLER hint, and a voter hinting at itself (elected, not yet active) is asked again", async () => {

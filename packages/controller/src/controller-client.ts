@@ -199,7 +199,9 @@ export class ControllerQuorumClient implements ControllerChannel {
         lastError = fe;
         if (!fe.retriable) throw fe;
         const hinted = fe.errorName === "NOT_CONTROLLER" && fe.leaderHint ? this.addresses.indexOf(fe.leaderHint) : -1;
-        if (hinted >= 0) this.knownLeader = fe.leaderHint;
+        // A hint naming a new leader moves every call of this client there, the ones waiting
+        // elsewhere too (a broker-only node's metadata long-poll stuck at a cut-off voter).
+        if (hinted >= 0 && fe.leaderHint !== this.knownLeader) this.noteLeader(fe.leaderHint!);
         else if (fe.errorName === "NOT_CONTROLLER" && this.knownLeader === address) this.knownLeader = undefined;
         if (hinted >= 0 && this.addresses[this.current] !== address) {
           continue; // noteLeader moved this client while the attempt waited: go there at once
