@@ -152,3 +152,15 @@ describe("process roles and the controller quorum", () => {
     expect(controller.processRoles).toEqual(["controller"]);
   });
 });
+
+describe("Kafka listener limits", () => {
+  it("reads socket.request.max.bytes and connections.max.idle.ms with Kafka's defaults, and rejects nonsense", () => {
+    const defaults = loadServerConfig({ env: {}, overrides: base });
+    expect(defaults.socketRequestMaxBytes).toBe(104_857_600);
+    expect(defaults.connectionsMaxIdleMs).toBe(600_000);
+    const set = loadServerConfig({ env: { FLOTILLA_SOCKET_REQUEST_MAX_BYTES: "2048" }, overrides: { ...base, "connections.max.idle.ms": "5000" } });
+    expect(set.socketRequestMaxBytes).toBe(2048);
+    expect(set.connectionsMaxIdleMs).toBe(5000);
+    expect(invalid(() => loadServerConfig({ env: {}, overrides: { ...base, "socket.request.max.bytes": "12" } })).message).toMatch(/socket\.request\.max\.bytes/);
+  });
+});

@@ -60,6 +60,10 @@ export interface ServerConfig {
   readonly logRetentionCheckIntervalMs: number;
   /** Upper bound on a Fetch response (fetch.max.bytes). */
   readonly fetchMaxBytes: number;
+  /** socket.request.max.bytes: the largest Kafka-protocol request frame; a larger one closes the connection. */
+  readonly socketRequestMaxBytes: number;
+  /** connections.max.idle.ms: a Kafka-protocol connection idle this long is closed. */
+  readonly connectionsMaxIdleMs: number;
   readonly brokerSessionTimeoutMs: number;
   readonly brokerHeartbeatIntervalMs: number;
   readonly replicaLagTimeMaxMs: number;
@@ -126,6 +130,8 @@ export const SERVER_CONFIG_DEFS: Readonly<Record<string, Def>> = {
   "log.cleanup.policy": { kind: "list", default: "delete" },
   "message.max.bytes": { kind: "int", default: String(Limits.messageMaxBytesDefault), min: 0 },
   "fetch.max.bytes": { kind: "int", default: "57671680", min: 1024 },
+  "socket.request.max.bytes": { kind: "int", default: "104857600", min: 1024 },
+  "connections.max.idle.ms": { kind: "long", default: "600000", min: 1, max: INT_MAX },
   "broker.session.timeout.ms": { kind: "int", default: "9000", min: 1 },
   "broker.heartbeat.interval.ms": { kind: "int", default: "2000", min: 1 },
   "replica.lag.time.max.ms": { kind: "long", default: "30000", min: 1 },
@@ -399,6 +405,8 @@ export function loadServerConfig(sources: ConfigSources = {}): ServerConfig {
     autoCreateTopicsEnable: r.boolean("auto.create.topics.enable"),
     logRetentionCheckIntervalMs: r.requiredNumber("log.retention.check.interval.ms"),
     fetchMaxBytes,
+    socketRequestMaxBytes: r.requiredNumber("socket.request.max.bytes"),
+    connectionsMaxIdleMs: r.requiredNumber("connections.max.idle.ms"),
     brokerSessionTimeoutMs,
     brokerHeartbeatIntervalMs,
     replicaLagTimeMaxMs: r.requiredNumber("replica.lag.time.max.ms"),

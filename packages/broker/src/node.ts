@@ -342,7 +342,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
       port: listener.port,
       logger: logger.child({ component: "grpc" }),
       // The Kafka protocol on the same port, routed by each connection's first bytes.
-      kafka: { broker: instrumented, groups, brokerConfigs: () => kafkaBrokerConfigs(config), nodeId: config.nodeId, logger: logger.child({ component: "kafka" }) },
+      kafka: { broker: instrumented, groups, brokerConfigs: () => kafkaBrokerConfigs(config), nodeId: config.nodeId, logger: logger.child({ component: "kafka" }), limits: { requestMaxBytes: config.socketRequestMaxBytes, connectionsMaxIdleMs: config.connectionsMaxIdleMs } },
     });
     cleanups.push(async () => {
       replicas.beginShutdown();
