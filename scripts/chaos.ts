@@ -5,7 +5,8 @@
  * bench/results/chaos-<seed>-<time>). Exits 1 when a safety count (lost, duplicates, order,
  * replica disagreements) is not 0, so a failing seed replays with the same schedule draws.
  * `--netns` (root only) runs each node in its own network namespace and adds the
- * partition-leader nemesis (the leader of a partition cut off by downing its link).
+ * partition-leader nemesis (the leader of a partition cut off by downing its link) and the
+ * partition-controller nemesis (the active controller cut off the same way).
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
