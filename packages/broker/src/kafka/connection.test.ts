@@ -19,7 +19,7 @@ class EchoHandler implements KafkaHandler<EchoRequest, EchoResponse> {
   /** When set, every request waits for it (to hold the connection busy). */
   gate: Promise<void> | undefined;
 
-  async handle(req: EchoRequest, ctx: { signal: AbortSignal; clientHost: string }): Promise<EchoResponse | undefined> {
+  async handle(req: EchoRequest, ctx: { signal: AbortSignal; clientHost: string; closeConnection?: (reason: string) => void }): Promise<EchoResponse | undefined> {
     this.inFlight++;
     this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
     ctx.signal.addEventListener("abort", () => this.aborted++);
@@ -36,6 +36,9 @@ class EchoHandler implements KafkaHandler<EchoRequest, EchoResponse> {
           return undefined;
         case 4:
           return { value: req.value, errorCode: 0, payload: Buffer.alloc(req.value, 0x5a) };
+        case 5:
+          ctx.closeConnection?.("echo asked to close");
+          return undefined;
         default:
           return { value: req.value, errorCode: 0, payload: Buffer.from(ctx.clientHost) };
       }
@@ -175,6 +178,19 @@ describe("Kafka connection: ordering and framing", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(c.received.length).toBe(2);
     expect(handler.handled).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe("Kafka connection: a handler that asks to close", () => {
+  it("answers what came before, then closes without answering that request or any after it (a failed acks=0 produce)", async () => {
+    const { port, handler } = await serve();
+    const c = await connect(port);
+    c.write(Buffer.concat([echoFrame(1, 1, echo(1)), echoFrame(2, 1, echo(2, { action: 5 })), echoFrame(3, 1, echo(3))]));
+    const frames = await c.responses(1);
+    expect(frames.map((f) => readEchoResponse(f, 1).correlationId)).toEqual([1]);
+    expect(await c.waitClosed()).toBe(true);
+    expect(c.received.length).toBe(1);
+    expect(handler.handled).toEqual([1, 2]);
   });
 });
 

@@ -292,7 +292,17 @@ export class KafkaConnection {
     }
     const abort = new AbortController();
     this.currentRequest = abort;
-    const context: KafkaRequestContext = { apiVersion, correlationId, clientId, clientHost: this.clientHost, signal: abort.signal };
+    const context: KafkaRequestContext = {
+      apiVersion,
+      correlationId,
+      clientId,
+      clientHost: this.clientHost,
+      signal: abort.signal,
+      closeConnection: (reason) => {
+        this.logger.info({ peer: this.clientHost, api: spec.name, reason }, "closing the Kafka connection as the protocol asks");
+        this.close();
+      },
+    };
     let response: unknown;
     try {
       response = await this.answer(handler, request, context);

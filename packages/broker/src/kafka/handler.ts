@@ -11,6 +11,12 @@ export interface KafkaRequestContext {
   readonly clientHost: string;
   /** Aborted when the connection closes. */
   readonly signal: AbortSignal;
+  /**
+   * Closes the connection once this request is done, without a response: Kafka's answer to
+   * a failed acks=0 produce, so the producer notices and refreshes its metadata. Optional so
+   * that tests can call handlers with a bare context.
+   */
+  readonly closeConnection?: (reason: string) => void;
 }
 
 /**

@@ -119,7 +119,8 @@ export function readApiVersionsResponse(frame: Buffer, version: number): { corre
  * A fake API for listener tests, key 1000 (no real Kafka API), versions 0-2, flexible from
  * v2. Request: value INT32, delayMs INT32, action INT8 (0 answer, 1 throw FlotillaError
  * NOT_LEADER_OR_FOLLOWER, 2 throw Error, 3 no response, 4 answer with `value` bytes of
- * payload appended as a chunk). Response: value INT32, errorCode INT16, payload BYTES.
+ * payload appended as a chunk, 5 no response and ask for the connection to close, as a
+ * failed acks=0 produce does). Response: value INT32, errorCode INT16, payload BYTES.
  */
 export interface EchoRequest {
   value: number;

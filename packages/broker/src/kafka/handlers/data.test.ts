@@ -150,11 +150,26 @@ describe("Kafka data-path handlers on a combined node", () => {
     expect(await produce(1, null, { acks: 0 })).toBeUndefined();
   });
 
+  it("Produce acks=0 closes the connection when a partition fails (as Kafka, so the producer refreshes metadata) and not when it succeeds", async () => {
+    const closes: string[] = [];
+    const h = handlers.get("Produce") as KafkaHandler<KafkaProduceRequest, KafkaProduceResponse>;
+    const withClose = { ...ctx(8), closeConnection: (reason: string) => closes.push(reason) };
+    const ok: KafkaProduceRequest = { transactionalId: null, acks: 0, timeoutMs: 5000, topics: [{ name: "orders", partitions: [{ index: 1, records: encodeBatch([{ key: null, value: enc("ok"), timestamp: 5 }]) }] }] };
+    expect(await h.handle(ok, withClose)).toBeUndefined();
+    expect(closes).toEqual([]);
+    const unknownPartition: KafkaProduceRequest = { ...ok, topics: [{ name: "orders", partitions: [{ index: 9, records: encodeBatch([{ key: null, value: enc("x"), timestamp: 5 }]) }] }] };
+    expect(await h.handle(unknownPartition, withClose)).toBeUndefined();
+    expect(closes).toHaveLength(1);
+    expect(closes[0]).toMatch(/orders-9/);
+  });
+
   it("Produce acks=0 answers nothing even when the broker call fails as a whole (acks=1 then throws for the error response)", async () => {
     const failing = { produce: () => Promise.reject(new Error("broker gone")) } as unknown as BrokerApi;
     const [h] = dataHandlers({ broker: failing, brokerConfigs: () => ({}), nodeId: 1, logger: silentLogger() }).filter((x) => x.spec.name === "Produce");
     const req: KafkaProduceRequest = { transactionalId: null, acks: 0, timeoutMs: 1, topics: [{ name: "t", partitions: [{ index: 0, records: Buffer.alloc(1) }] }] };
-    expect(await h!.handle(req, ctx(8))).toBeUndefined();
+    const closes: string[] = [];
+    expect(await h!.handle(req, { ...ctx(8), closeConnection: (reason) => closes.push(reason) })).toBeUndefined();
+    expect(closes).toEqual([expect.stringMatching(/broker gone/)]);
     await expect(h!.handle({ ...req, acks: 1 }, ctx(8))).rejects.toThrow(/broker gone/);
   });
 

@@ -74,8 +74,9 @@ function handler<Req, Res>(spec: KafkaHandler<Req, Res>["spec"], handle: (req: R
 // ---------------------------------------------------------------------------------------
 // Produce
 
-async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVersion: number): Promise<KafkaProduceResponse | undefined> {
+async function produce(backends: KafkaBackends, req: KafkaProduceRequest, ctx: KafkaRequestContext): Promise<KafkaProduceResponse | undefined> {
   const { broker, logger } = backends;
+  const apiVersion = ctx.apiVersion;
   if (apiVersion < 3) {
     // Advertised only for librdkafka's compression check (see the codec); v0-v2 carry
     // message sets of magic 0/1, which Flotilla does not store.
@@ -121,10 +122,13 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
     };
   }
   if (req.acks === 0) {
-    // No response: the client never learns of a failure. Kafka closes the connection in
-    // that case so the producer refreshes metadata; our handler contract cannot, so log it.
+    // No response: the client would never learn of a failure. Kafka closes the connection
+    // then, so the producer notices, refreshes its metadata and finds the new leader.
     const failed = answer.topics.flatMap((t) => t.partitions.filter((p) => p.errorCode !== 0).map((p) => `${t.name}-${p.index}: ${p.errorMessage ?? p.errorCode}`));
-    if (failed.length > 0) logger.debug({ failed }, "acks=0 produce failed for some partitions; no response is sent");
+    if (failed.length > 0) {
+      logger.debug({ failed }, "acks=0 produce failed for some partitions; closing the connection so the producer refreshes metadata");
+      ctx.closeConnection?.(`acks=0 produce failed: ${failed.slice(0, 3).join("; ")}`);
+    }
     return undefined;
   }
   return answer;
@@ -133,13 +137,14 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, apiVer
 /**
  * acks=0: the client reads no response, so nothing may be sent, not even the error
  * response the listener makes of a thrown error (it would arrive unasked and confuse the
- * client's correlation ids). Failures are logged.
+ * client's correlation ids). A failure closes the connection instead, as Kafka does.
  */
-async function produceWithoutResponse(backends: KafkaBackends, req: KafkaProduceRequest, apiVersion: number): Promise<undefined> {
+async function produceWithoutResponse(backends: KafkaBackends, req: KafkaProduceRequest, ctx: KafkaRequestContext): Promise<undefined> {
   try {
-    await produce(backends, req, apiVersion);
+    await produce(backends, req, ctx);
   } catch (err) {
-    backends.logger.debug({ err: err instanceof Error ? err.message : String(err) }, "acks=0 produce failed as a whole; no response is sent");
+    backends.logger.debug({ err: err instanceof Error ? err.message : String(err) }, "acks=0 produce failed as a whole; closing the connection so the producer refreshes metadata");
+    ctx.closeConnection?.(`acks=0 produce failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   return undefined;
 }
@@ -506,7 +511,7 @@ async function describeConfigs(backends: KafkaBackends, req: KafkaDescribeConfig
 // ---------------------------------------------------------------------------------------
 
 export const dataHandlers: KafkaHandlerFactory = (backends) => [
-  handler(produceApi, (req, ctx) => (req.acks === 0 ? produceWithoutResponse(backends, req, ctx.apiVersion) : produce(backends, req, ctx.apiVersion))),
+  handler(produceApi, (req, ctx) => (req.acks === 0 ? produceWithoutResponse(backends, req, ctx) : produce(backends, req, ctx))),
   handler(fetchApi, (req, ctx) => fetch(backends, req, ctx)),
   handler(listOffsetsApi, (req) => listOffsets(backends, req)),
   handler(metadataApi, (req) => metadata(backends, req)),
