@@ -7,7 +7,7 @@
 import dns from "node:dns/promises";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { FlotillaError } from "@flotilla/common";
+import { CALL_CANCELLED, FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type CreatePartitionsRequest, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
 import { groupServiceDefinition, groupServiceHandlers } from "./group/grpc.js";
@@ -25,7 +25,7 @@ type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendU
 function unary(name: string, logger: Logger, run: (request: unknown, signal: AbortSignal) => Promise<unknown>): Unary {
   return (call, callback) => {
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort());
+    call.on("cancelled", () => abort.abort(CALL_CANCELLED));
     run(call.request, abort.signal).then(
       (response) => callback(null, response),
       (err: unknown) => {

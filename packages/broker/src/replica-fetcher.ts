@@ -17,7 +17,7 @@
  * image re-adds it in the new epoch). A failed call drops the connection and backs off.
  */
 import * as grpc from "@grpc/grpc-js";
-import { FlotillaError, errorNameOf } from "@flotilla/common";
+import { CALL_CANCELLED, FlotillaError, errorNameOf } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import {
   BROKER_PROTO,
@@ -168,7 +168,7 @@ export class ReplicaFetcher {
   }
 
   private wake(): void {
-    this.interrupt.abort();
+    this.interrupt.abort(CALL_CANCELLED);
     this.interrupt = new AbortController();
   }
 

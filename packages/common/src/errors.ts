@@ -128,3 +128,11 @@ export function assert(condition: unknown, message: string | (() => string)): as
 export function unreachable(value: never, what = "value"): never {
   throw new AssertionError(`unreachable ${what}: ${String(value)}`);
 }
+
+/**
+ * The reason handed to `AbortController.abort()` when a caller cancels a call or a loop is
+ * interrupted on purpose. `abort()` without a reason builds a DOMException, stack trace
+ * included, every time; broker profiles showed that at 2.7 % of CPU, because long-polls are
+ * cancelled and re-issued all the time. A shared reason costs nothing. Nothing reads it.
+ */
+export const CALL_CANCELLED: Error = new Error("call cancelled by its caller");

@@ -7,7 +7,7 @@
  * from this voter's committed state.
  */
 import * as grpc from "@grpc/grpc-js";
-import { FlotillaError } from "@flotilla/common";
+import { CALL_CANCELLED, FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { encodeRecord } from "@flotilla/metadata";
 import { serviceClientCtor, toServiceError } from "@flotilla/protocol";
@@ -39,7 +39,7 @@ export function addControllerService(server: grpc.Server, options: ControllerSer
   const { controller, log, logger } = options;
   const unary = (name: string, run: (req: Req, signal: AbortSignal) => Promise<unknown>): Unary => (call, callback) => {
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort());
+    call.on("cancelled", () => abort.abort(CALL_CANCELLED));
     run(call.request, abort.signal).then(
       (response) => callback(null, response),
       (err: unknown) => {

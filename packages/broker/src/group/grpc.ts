@@ -5,7 +5,7 @@
  * toServiceError, as in ../grpc-server.ts.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { FlotillaError } from "@flotilla/common";
+import { CALL_CANCELLED, FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
 import { GROUP_PROTO, GROUP_SERVICE, serviceClientCtor, toServiceError, type GroupCallContext, type GroupCoordinatorApi } from "@flotilla/protocol";
 
@@ -26,7 +26,7 @@ export function clientHostOf(peer: string): string {
 function unary(name: string, logger: Logger, run: (request: unknown, context: GroupCallContext) => Promise<unknown>): Unary {
   return (call, callback) => {
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort());
+    call.on("cancelled", () => abort.abort(CALL_CANCELLED));
     let clientHost = "/unknown";
     try {
       clientHost = clientHostOf(call.getPeer());
