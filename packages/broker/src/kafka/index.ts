@@ -6,27 +6,8 @@ export { KafkaListener, sniffProtocol, listenKafkaOnly, HTTP2_PREFACE, KAFKA_CON
 
 import { topicConfigStrings } from "@flotilla/metadata";
 import type { ServerConfig } from "../config.js";
+import { BROKER_KEY_OF_TOPIC_KEY } from "./config-synonyms.js";
 import { SOCKET_REQUEST_MAX_BYTES_DEFAULT } from "./connection.js";
-
-/** Topic config key -> the broker property that sets its default (Kafka's names). */
-const BROKER_KEY_OF_TOPIC_KEY: Readonly<Record<string, string>> = {
-  "retention.ms": "log.retention.ms",
-  "retention.bytes": "log.retention.bytes",
-  "segment.bytes": "log.segment.bytes",
-  "segment.ms": "log.roll.ms",
-  "min.insync.replicas": "min.insync.replicas",
-  "max.message.bytes": "message.max.bytes",
-  "message.timestamp.type": "log.message.timestamp.type",
-  "cleanup.policy": "log.cleanup.policy",
-  "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
-  "delete.retention.ms": "log.cleaner.delete.retention.ms",
-  "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
-  "index.interval.bytes": "log.index.interval.bytes",
-  "segment.index.bytes": "log.index.size.max.bytes",
-  "flush.messages": "log.flush.interval.messages",
-  "flush.ms": "log.flush.interval.ms",
-  "unclean.leader.election.enable": "unclean.leader.election.enable",
-};
 
 /**
  * The broker's effective configuration under Kafka's broker property names, as

@@ -55,6 +55,7 @@ import {
   type KafkaProduceResponse,
 } from "@flotilla/protocol/kafka";
 import { SERVER_CONFIG_DEFS } from "../../config.js";
+import { BROKER_KEY_OF_TOPIC_KEY, TOPIC_KEY_OF_BROKER_KEY } from "../config-synonyms.js";
 import type { KafkaBackends, KafkaHandler, KafkaHandlerFactory, KafkaRequestContext } from "../handler.js";
 
 const EMPTY_RECORDS: Buffer = Buffer.alloc(0);
@@ -375,26 +376,6 @@ const TOPIC_CONFIG_TYPES: Record<string, number> = {
   "unclean.leader.election.enable": KafkaConfigType.BOOLEAN,
 };
 
-/** The broker key whose value is a topic key's default (Kafka's synonyms), where there is one. */
-const TOPIC_BROKER_SYNONYMS: Record<string, string> = {
-  "retention.ms": "log.retention.ms",
-  "retention.bytes": "log.retention.bytes",
-  "segment.bytes": "log.segment.bytes",
-  "segment.ms": "log.roll.ms",
-  "min.insync.replicas": "min.insync.replicas",
-  "max.message.bytes": "message.max.bytes",
-  "message.timestamp.type": "log.message.timestamp.type",
-  "cleanup.policy": "log.cleanup.policy",
-  "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
-  "delete.retention.ms": "log.cleaner.delete.retention.ms",
-  "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
-  "index.interval.bytes": "log.index.interval.bytes",
-  "segment.index.bytes": "log.index.size.max.bytes",
-  "flush.messages": "log.flush.interval.messages",
-  "flush.ms": "log.flush.interval.ms",
-  "unclean.leader.election.enable": "unclean.leader.election.enable",
-};
-
 const BROKER_KIND_TYPES: Record<string, number> = {
   int: KafkaConfigType.INT,
   long: KafkaConfigType.LONG,
@@ -407,7 +388,7 @@ const BROKER_KIND_TYPES: Record<string, number> = {
 function brokerConfigType(key: string): number {
   const kind = SERVER_CONFIG_DEFS[key]?.kind;
   if (kind !== undefined) return BROKER_KIND_TYPES[kind] ?? KafkaConfigType.UNKNOWN;
-  const topicKey = Object.keys(TOPIC_BROKER_SYNONYMS).find((k) => TOPIC_BROKER_SYNONYMS[k] === key);
+  const topicKey = TOPIC_KEY_OF_BROKER_KEY.get(key);
   return topicKey === undefined ? KafkaConfigType.UNKNOWN : (TOPIC_CONFIG_TYPES[topicKey] ?? KafkaConfigType.UNKNOWN);
 }
 
@@ -444,7 +425,7 @@ async function describeTopicConfigs(backends: KafkaBackends, name: string, keys:
       if (includeSynonyms) {
         // Kafka lists synonyms in order of precedence: the override, then the broker's key.
         if (isOverride) synonyms.push({ name: key, value, source });
-        const brokerKey = TOPIC_BROKER_SYNONYMS[key];
+        const brokerKey = BROKER_KEY_OF_TOPIC_KEY[key];
         const brokerValue = brokerKey === undefined ? undefined : brokerConfigs[brokerKey];
         if (brokerKey !== undefined && brokerValue !== undefined) synonyms.push({ name: brokerKey, value: brokerValue, source: BROKER_SYNONYM_SOURCE });
       }
