@@ -29,7 +29,7 @@ export function validateBatchRecords(buf: Buffer, pos: number, size: number, hea
     try {
       data = decompress(compression, buf.subarray(pos + BATCH_HEADER_BYTES, pos + size), options);
     } catch (err) {
-      if (err instanceof FlotillaError) throw new FlotillaError(err.errorName === "CORRUPT_MESSAGE" ? "CORRUPT_MESSAGE" : err.errorName, `${where}: ${err.message}`, { cause: err });
+      if (err instanceof FlotillaError) throw new FlotillaError(err.errorName, `${where}: ${err.message}`, { cause: err });
       throw new FlotillaError("CORRUPT_MESSAGE", `${where}: ${compression} records do not decompress: ${(err as Error).message}`, { cause: err });
     }
     cursor = new ByteCursor(data, 0, data.length, `${where} (${compression}-decompressed records)`);

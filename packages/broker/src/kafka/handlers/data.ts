@@ -100,10 +100,10 @@ async function produce(backends: KafkaBackends, req: KafkaProduceRequest, ctx: K
       timeoutMs: req.timeoutMs,
       topics: topics.map((t) => ({
         name: t.name,
-        // The client's bytes go on unchanged (the broker validates CRC, sizes and sequences)
-        // but as a copy: the decoder hands out a view of the connection's read buffer, and
-        // the append stamps LogAppendTime into its input and may keep it in memory.
-        partitions: t.partitions.map((p) => ({ partition: p.index, records: p.records === null ? EMPTY_RECORDS : Buffer.from(p.records) })),
+        // The client's bytes go on as they are, as on the gRPC path: the decoder hands out a
+        // view of this request's frame, which belongs to this request alone (socket reads are
+        // fresh buffers), so the append may stamp LogAppendTime into it in place.
+        partitions: t.partitions.map((p) => ({ partition: p.index, records: p.records ?? EMPTY_RECORDS })),
       })),
     });
     answer = {
