@@ -47,8 +47,8 @@ import { requireItems, requireNames } from "./validation.js";
 export interface BrokerOptions {
   readonly nodeId: number;
   readonly clusterId: string;
-  /** The node id of the active controller (this node, in the combined mode). */
-  readonly controllerId: number;
+  /** The node id of the active controller as this node last learned it, read at every Metadata request. */
+  readonly controllerId: () => number;
   /** Name of the listener clients use, to pick each broker's endpoint. */
   readonly listenerName: string;
   readonly controller: Controller;
@@ -137,7 +137,7 @@ export class Broker implements BrokerApi, ReplicationApi {
     }
     return {
       clusterId: this.options.clusterId,
-      controllerId: this.options.controllerId,
+      controllerId: this.options.controllerId(),
       brokers: brokerInfos(image, this.options.listenerName),
       topics,
     };

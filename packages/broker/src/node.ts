@@ -319,10 +319,7 @@ export async function startNode(config: ServerConfig, options: StartNodeOptions 
     const broker = new Broker({
       nodeId: config.nodeId,
       clusterId,
-      // Read at every Metadata request: the active controller as this node last learned it.
-      get controllerId(): number {
-        return activeControllerId();
-      },
+      controllerId: activeControllerId,
       listenerName: listener.name,
       controller,
       replicas,
