@@ -11,7 +11,7 @@
  *   byte-identical to the others.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, Consumer, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
+import { Admin, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 import type { ChildHandle } from "../helpers/processes.js";
 
@@ -39,32 +39,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.destroy();
 }, 30_000);
-
-interface Read {
-  partition: number;
-  offset: number;
-  key: string;
-  value: string;
-}
-
-async function readAll(c: CombinedCluster, expectedAtLeast: number): Promise<Read[]> {
-  const consumer = new Consumer({ bootstrapServers: c.bootstrap(), autoOffsetReset: "earliest" });
-  const out: Read[] = [];
-  try {
-    await consumer.assign([{ topic: TOPIC }]);
-    let quietPolls = 0;
-    const deadline = Date.now() + 60_000;
-    // Bounded by time; two empty polls after the expected count show any surplus too.
-    while (Date.now() < deadline && (out.length < expectedAtLeast || quietPolls < 2)) {
-      const records = await consumer.poll({ timeoutMs: 500 });
-      quietPolls = records.length === 0 ? quietPolls + 1 : 0;
-      for (const r of records) out.push({ partition: r.partition, offset: r.offset, key: r.key!.toString(), value: r.value!.toString() });
-    }
-  } finally {
-    await consumer.close();
-  }
-  return out;
-}
 
 describe("acks=all through a leader's kill -9 and restart (3 combined nodes)", () => {
   it("reads every acknowledged record exactly once and in order, and all replicas end byte-identical", async () => {
@@ -120,8 +94,8 @@ describe("acks=all through a leader's kill -9 and restart (3 combined nodes)", (
     expect(after.partitions.find((p) => p.partition === victimPartition.partition)!.leaderEpoch).toBeGreaterThan(victimPartition.leaderEpoch);
 
     // Exactly once: each acknowledged record sits at its acknowledged offset, and nothing else is there.
-    const read = await readAll(c, RECORDS);
-    const counts = new Map<string, number>();
+    const read = await c.readAll(TOPIC, RECORDS, 60_000);
+    const counts = new Map<string | null, number>();
     for (const r of read) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
     expect([...counts].filter(([, k]) => k > 1).map(([v]) => v), "records read more than once").toEqual([]);
     expect(acked.filter((a) => !counts.has(String(a.n))).map((a) => a.n), "acknowledged records missing").toEqual([]);
@@ -134,7 +108,7 @@ describe("acks=all through a leader's kill -9 and restart (3 combined nodes)", (
       expect(meta.offset, `partition ${meta.partition} order`).toBeGreaterThan(lastOffsetOfPartition.get(meta.partition) ?? -1);
       lastOffsetOfPartition.set(meta.partition, meta.offset);
     }
-    const lastOfKey = new Map<string, number>();
+    const lastOfKey = new Map<string | null, number>();
     for (const r of [...read].sort((a, b) => a.partition - b.partition || a.offset - b.offset)) {
       expect(Number(r.value), `key ${r.key} out of order at ${r.partition}/${r.offset}`).toBeGreaterThan(lastOfKey.get(r.key) ?? -1);
       lastOfKey.set(r.key, Number(r.value));
