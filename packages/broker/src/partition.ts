@@ -73,6 +73,15 @@ export const ISR_CHANGE_RETRY_BACKOFF_MS = 1000;
  * fenced is unfenced by a broker record), as Kafka retries after INELIGIBLE_REPLICA.
  */
 export const ISR_CHANGE_REFUSED_RETRY_MS = 2000;
+/**
+ * How long an idempotent batch that arrived ahead of its producer's sequence waits for the
+ * earlier batches (see appendAsLeader) before it is answered OUT_OF_ORDER_SEQUENCE_NUMBER.
+ * Reordered calls arrive within milliseconds of each other; a batch whose predecessor was
+ * lost for good pays this once, and a predecessor's retry within it still lets it through.
+ */
+export const SEQUENCE_GAP_WAIT_MS = 500;
+/** Bound on the re-checks of one such wait (each follows an append of the same producer). */
+const SEQUENCE_GAP_WAKEUPS_MAX = 64;
 
 export class Partition {
   private hw: number;
@@ -214,6 +223,8 @@ export class Partition {
     this.followers.clear();
     this.pendingIsr = undefined;
     this.isrChangeBlockedAtPartitionEpoch = -1;
+    // Appends waiting for a producer's earlier batches re-check now (and fail fast if no longer leader).
+    this.producerState.wakeAll();
     if (this.removed || !r.replicas.includes(this.nodeId) || r.leader < 0) {
       this.currentRole = "none";
       return;
@@ -237,6 +248,7 @@ export class Partition {
     this.removed = true;
     this.currentRole = "none";
     this.followers.clear();
+    this.producerState.wakeAll();
     this.listener.onStateChange(this);
   }
 
@@ -297,19 +309,33 @@ export class Partition {
     if (!batches.some((b) => b.header.producerId >= 0)) return this.appendToLog(records, logAppendTimeMs);
     // Idempotent batches: check sequences, append and record them with no other request in
     // between; a retry of a batch already in the log gets its original offsets back.
+    // A producer pipelines up to 5 requests, each its own gRPC call, and HTTP/2 may complete
+    // a later call first (its frames interleave with an earlier, larger one). A batch that
+    // arrives ahead of its producer's sequence therefore waits, outside the exclusive
+    // section, for that producer's next append (bounded by SEQUENCE_GAP_WAIT_MS) and checks
+    // again, instead of failing OUT_OF_ORDER_SEQUENCE_NUMBER into a client retry backoff.
     const state = this.producerState;
-    return state.runExclusive(async () => {
-      await state.ensureLoaded(this.log);
-      this.requireLeader();
-      const check = state.checkLeaderAppend(batches.map((b) => b.header));
-      if (check.kind === "duplicate") {
-        this.listener.logger.debug({ topic: this.topic, partition: this.partition, baseOffset: check.firstOffset }, "duplicate idempotent batch answered with its original offsets");
-        return { baseOffset: check.firstOffset, lastOffset: check.lastOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
-      }
-      const result = await this.appendToLog(records, logAppendTimeMs);
-      state.applyBatches(records); // the log rewrote each baseOffset in place
-      return result;
-    });
+    const headers = batches.map((b) => b.header);
+    const waitUntilMs = performance.now() + SEQUENCE_GAP_WAIT_MS;
+    for (let pass = 0; ; pass++) {
+      const leftMs = waitUntilMs - performance.now();
+      const mayWait = leftMs > 0 && pass < SEQUENCE_GAP_WAKEUPS_MAX;
+      const outcome = await state.runExclusive(async (): Promise<AppendResult | { aheadOf: number }> => {
+        await state.ensureLoaded(this.log);
+        this.requireLeader();
+        const check = state.checkLeaderAppend(headers, { waitForEarlier: mayWait });
+        if (check.kind === "ahead") return { aheadOf: check.producerId };
+        if (check.kind === "duplicate") {
+          this.listener.logger.debug({ topic: this.topic, partition: this.partition, baseOffset: check.firstOffset }, "duplicate idempotent batch answered with its original offsets");
+          return { baseOffset: check.firstOffset, lastOffset: check.lastOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
+        }
+        const result = await this.appendToLog(records, logAppendTimeMs);
+        state.applyBatches(records); // the log rewrote each baseOffset in place
+        return result;
+      });
+      if (!("aheadOf" in outcome)) return outcome;
+      await state.waitForAppend(outcome.aheadOf, leftMs);
+    }
   }
 
   private async appendToLog(records: Buffer, logAppendTimeMs: number): Promise<AppendResult> {

@@ -11,7 +11,7 @@ import { DEFAULT_TOPIC_CONFIG, type PartitionRegistration } from "@flotilla/meta
 import { encodeBatch } from "@flotilla/protocol";
 import { PartitionLog } from "@flotilla/storage";
 import { FakeClock, tempDir, testConfig } from "@flotilla/storage/test-support";
-import { Partition, type PartitionListener } from "./partition.js";
+import { Partition, SEQUENCE_GAP_WAIT_MS, type PartitionListener } from "./partition.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -82,6 +82,33 @@ describe.each([
     const gap = await b.appendAsLeader(batch(14), { acks: 1, nowMs: 0 }).catch((e: unknown) => e);
     expect((gap as FlotillaError).errorName).toBe("OUT_OF_ORDER_SEQUENCE_NUMBER");
     expect((await b.appendAsLeader(batch(12), { acks: 1, nowMs: 0 })).baseOffset).toBe(end);
+  });
+});
+
+describe("pipelined batches that arrive out of order", () => {
+  it("appends them in sequence order: a batch ahead waits for the earlier ones instead of failing", async () => {
+    const a = await replica(1, asLeaderOf(1, 0));
+    const startMs = performance.now();
+    // Sequences 4 and 2 arrive before 0 (HTTP/2 may complete later calls first).
+    const later = [a.appendAsLeader(batch(4), { acks: 1, nowMs: 0 }), a.appendAsLeader(batch(2), { acks: 1, nowMs: 0 })];
+    await new Promise((r) => setTimeout(r, 5));
+    const first = await a.appendAsLeader(batch(0), { acks: 1, nowMs: 0 });
+    const [four, two] = await Promise.all(later);
+    expect([first.baseOffset, two!.baseOffset, four!.baseOffset]).toEqual([0, 2, 4]);
+    // Woken by the appends, not by the wait running out.
+    expect(performance.now() - startMs).toBeLessThan(SEQUENCE_GAP_WAIT_MS);
+    expect(a.producerState.appendWaiterCount).toBe(0);
+  });
+
+  it("answers a waiting batch NOT_LEADER_OR_FOLLOWER at once when the leadership moves", async () => {
+    const a = await replica(1, asLeaderOf(1, 0));
+    await a.appendAsLeader(batch(0), { acks: 1, nowMs: 0 });
+    const startMs = performance.now();
+    const ahead = a.appendAsLeader(batch(6), { acks: 1, nowMs: 0 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(a.applyRegistration(asLeaderOf(2, 1))).toBe("new-role");
+    expect(((await ahead) as FlotillaError).errorName).toBe("NOT_LEADER_OR_FOLLOWER");
+    expect(performance.now() - startMs).toBeLessThan(SEQUENCE_GAP_WAIT_MS);
   });
 });
 

@@ -4,7 +4,7 @@ import { silentLogger } from "@flotilla/common/logger";
 import { encodeBatch, readBatchHeader } from "@flotilla/protocol";
 import { PartitionLog } from "@flotilla/storage";
 import { FakeClock, tempDir, testConfig } from "@flotilla/storage/test-support";
-import { PRODUCER_BATCHES_RETAINED, ProducerStateManager, inSequence, incrementSequence, type ProducerBatchHeader } from "./producer-state.js";
+import { PRODUCER_BATCHES_RETAINED, ProducerStateManager, inSequence, incrementSequence, sequenceAhead, type ProducerBatchHeader } from "./producer-state.js";
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -135,6 +135,53 @@ describe("leader checks", () => {
     s.onAppend(hdr(1, 0, 1), 2);
     s.onAppend(hdr(3, 0, 0), 3);
     expect(s.entries().map((e) => e.producerId)).toEqual([1, 3]);
+  });
+
+  it("with waitForEarlier, tells a batch ahead of its producer's sequence to wait, and still refuses a step back", async () => {
+    const s = await fresh();
+    const at = { next: 0 };
+    leaderAppend(s, hdr(1, 0, 0, 2), at);
+    const wait = { waitForEarlier: true };
+    expect(s.checkLeaderAppend([hdr(1, 0, 5)], wait)).toEqual({ kind: "ahead", producerId: 1 });
+    expect(s.checkLeaderAppend([hdr(1, 0, 2)], wait)).toEqual({ kind: "append" });
+    expect(errorName(() => s.checkLeaderAppend([hdr(1, 0, 1)], wait))).toBe("OUT_OF_ORDER_SEQUENCE_NUMBER");
+    // Unknown producer, or a new epoch, past sequence 0: sequence 0 may still be on its way.
+    expect(s.checkLeaderAppend([hdr(9, 0, 4)], wait)).toEqual({ kind: "ahead", producerId: 9 });
+    expect(s.checkLeaderAppend([hdr(1, 1, 3)], wait)).toEqual({ kind: "ahead", producerId: 1 });
+    // Within one request nothing can arrive in between: a gap there is refused at once.
+    expect(errorName(() => s.checkLeaderAppend([hdr(1, 0, 2, 2), hdr(1, 0, 9)], wait))).toBe("OUT_OF_ORDER_SEQUENCE_NUMBER");
+    // Without the option, the same batch ahead is refused as before.
+    expect(errorName(() => s.checkLeaderAppend([hdr(1, 0, 5)]))).toBe("OUT_OF_ORDER_SEQUENCE_NUMBER");
+  });
+
+  it("says whether a sequence is ahead of the expected one, across the int32 wrap", () => {
+    expect(sequenceAhead(5, 9)).toBe(true);
+    expect(sequenceAhead(5, 5)).toBe(false);
+    expect(sequenceAhead(5, 3)).toBe(false);
+    expect(sequenceAhead(INT32_MAX, 0)).toBe(true);
+    expect(sequenceAhead(INT32_MAX - 1, 3)).toBe(true);
+    expect(sequenceAhead(3, INT32_MAX - 1)).toBe(false);
+  });
+
+  it("wakes a waitForAppend at that producer's next append, not another's, and at wakeAll or its timeout", async () => {
+    const s = await fresh();
+    let woken = false;
+    const waiting = s.waitForAppend(1, 60_000).then(() => (woken = true));
+    expect(s.appendWaiterCount).toBe(1);
+    s.onAppend(hdr(2, 0, 0), 0);
+    await new Promise((r) => setImmediate(r));
+    expect(woken).toBe(false);
+    s.onAppend(hdr(1, 0, 0), 1);
+    await waiting;
+    expect(s.appendWaiterCount).toBe(0);
+
+    const byWakeAll = s.waitForAppend(1, 60_000);
+    s.wakeAll();
+    await byWakeAll;
+    const startMs = performance.now();
+    await s.waitForAppend(1, 20);
+    expect(performance.now() - startMs).toBeGreaterThanOrEqual(15);
+    expect(s.appendWaiterCount).toBe(0);
   });
 
   it("runs exclusive sections one after another, also after one fails", async () => {

@@ -85,7 +85,21 @@ export interface ProducerStateSource {
 export type LeaderAppendCheck =
   | { readonly kind: "append" }
   /** The request is a retry of a batch already in the log: answer these offsets, append nothing. */
-  | { readonly kind: "duplicate"; readonly firstOffset: number; readonly lastOffset: number };
+  | { readonly kind: "duplicate"; readonly firstOffset: number; readonly lastOffset: number }
+  /**
+   * Only with `waitForEarlier`: a batch of `producerId` starts past the sequence the leader
+   * expects next, as if earlier batches of that producer are still on their way.
+   */
+  | { readonly kind: "ahead"; readonly producerId: number };
+
+/**
+ * Whether `seq` lies ahead of `expected` in int32 sequence space (by less than half of it),
+ * i.e. batches between them are missing rather than `seq` being an old one.
+ */
+export function sequenceAhead(expected: number, seq: number): boolean {
+  const forward = seq >= expected ? seq - expected : seq + (INT32_MAX - expected) + 1;
+  return forward > 0 && forward < 2 ** 30;
+}
 
 export class ProducerStateManager {
   private readonly producers = new Map<number, ProducerEntry>();
@@ -93,6 +107,8 @@ export class ProducerStateManager {
   /** Bumped by invalidate(), so that a load overtaken by a truncation does not count. */
   private generation = 0;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Appends that wait for an earlier batch of a producer (see waitForAppend), by producer id. */
+  private readonly appendWaiters = new Map<number, Set<() => void>>();
 
   constructor(
     /** "topic-partition", for error messages. */
@@ -135,6 +151,42 @@ export class ProducerStateManager {
     this.generation++;
     this.loaded = false;
     this.producers.clear();
+    this.wakeAll();
+  }
+
+  /**
+   * Resolves at the next append recorded for `producerId`, at invalidate() or wakeAll(), or
+   * after `timeoutMs`, whichever comes first. A leader append whose batch arrived ahead of
+   * the same producer's earlier ones (pipelined requests are separate gRPC calls, which
+   * HTTP/2 may deliver in any order) waits here, outside the exclusive section, so that the
+   * earlier batches can go first; then it checks again.
+   */
+  waitForAppend(producerId: number, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let set = this.appendWaiters.get(producerId);
+      if (!set) this.appendWaiters.set(producerId, (set = new Set()));
+      const waiters = set;
+      const wake = (): void => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.appendWaiters.get(producerId) === waiters) this.appendWaiters.delete(producerId);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, timeoutMs));
+      waiters.add(wake);
+    });
+  }
+
+  /** Wakes every waitForAppend (the replica's role changed: the waits re-check and fail fast). */
+  wakeAll(): void {
+    for (const set of [...this.appendWaiters.values()]) for (const wake of [...set]) wake();
+  }
+
+  /** Appends waiting in waitForAppend (tests, diagnostics). */
+  get appendWaiterCount(): number {
+    let n = 0;
+    for (const set of this.appendWaiters.values()) n += set.size;
+    return n;
   }
 
   /**
@@ -186,7 +238,7 @@ export class ProducerStateManager {
    * DUPLICATE_SEQUENCE_NUMBER, since the request can be answered neither as a retry nor as
    * new data.
    */
-  checkLeaderAppend(headers: readonly ProducerBatchHeader[]): LeaderAppendCheck {
+  checkLeaderAppend(headers: readonly ProducerBatchHeader[], options: { waitForEarlier?: boolean } = {}): LeaderAppendCheck {
     assert(this.loaded, "producer state is checked only once loaded");
     // What the earlier batches of this request would make of each producer's entry.
     const pending = new Map<number, { producerEpoch: number; lastSequence: number }>();
@@ -198,13 +250,18 @@ export class ProducerStateManager {
       const lastSequence = incrementSequence(h.baseSequence, h.lastOffsetDelta);
       const entry = this.producers.get(h.producerId);
       const current = pending.get(h.producerId) ?? (entry ? { producerEpoch: entry.producerEpoch, lastSequence: entry.batches[entry.batches.length - 1]!.lastSequence } : undefined);
+      // Ahead of the producer's state, as the first of its batches in this request: with
+      // waitForEarlier, earlier batches may still arrive (never within one request).
+      const mayWait = options.waitForEarlier === true && !pending.has(h.producerId);
       if (current === undefined) {
+        if (h.baseSequence !== 0 && mayWait) return { kind: "ahead", producerId: h.producerId };
         if (h.baseSequence !== 0) {
           throw new FlotillaError("UNKNOWN_PRODUCER_ID", `${this.name} has no state for producer ${h.producerId} (epoch ${h.producerEpoch}) and its batch starts at sequence ${h.baseSequence}, not 0`);
         }
       } else if (h.producerEpoch < current.producerEpoch) {
         throw new FlotillaError("INVALID_PRODUCER_EPOCH", `producer ${h.producerId} sent epoch ${h.producerEpoch} to ${this.name}, older than its current epoch ${current.producerEpoch}`);
       } else if (h.producerEpoch > current.producerEpoch) {
+        if (h.baseSequence !== 0 && mayWait) return { kind: "ahead", producerId: h.producerId };
         if (h.baseSequence !== 0) {
           throw new FlotillaError("OUT_OF_ORDER_SEQUENCE_NUMBER", `producer ${h.producerId} starts epoch ${h.producerEpoch} on ${this.name} at sequence ${h.baseSequence}; a new epoch starts at 0`);
         }
@@ -217,6 +274,7 @@ export class ProducerStateManager {
           return { kind: "duplicate", firstOffset: duplicate.firstOffset, lastOffset: duplicate.lastOffset };
         }
         if (!inSequence(current.lastSequence, h.baseSequence)) {
+          if (mayWait && sequenceAhead(incrementSequence(current.lastSequence, 1), h.baseSequence)) return { kind: "ahead", producerId: h.producerId };
           throw new FlotillaError(
             "OUT_OF_ORDER_SEQUENCE_NUMBER",
             `producer ${h.producerId} (epoch ${h.producerEpoch}) sent sequence ${h.baseSequence} to ${this.name}; expected ${incrementSequence(current.lastSequence, 1)}`,
@@ -243,6 +301,8 @@ export class ProducerStateManager {
       maxTimestamp: header.maxTimestamp,
     };
     const old = this.producers.get(header.producerId);
+    const waiters = this.appendWaiters.get(header.producerId);
+    if (waiters) for (const wake of [...waiters]) wake();
     let batches: BatchMetadata[];
     if (old && old.producerEpoch === header.producerEpoch) batches = [...old.batches.slice(-(PRODUCER_BATCHES_RETAINED - 1)), batch];
     else if (old && old.producerEpoch > header.producerEpoch) return; // a stale epoch in the log (loaded history) changes nothing
