@@ -3,6 +3,7 @@ export * from "./broker-api.js";
 export * from "./grpc.js";
 export * from "./grpc-errors.js";
 export * from "./batch/records.js";
+export * from "./batch/lazy-batch.js";
 export * from "./batch/builder.js";
 export * from "./batch/compression.js";
 export * from "./batch/validate-records.js";

@@ -1,6 +1,7 @@
 import { AssertionError, FlotillaError, assert } from "@flotilla/common";
-import { ByteCursor, sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong } from "../varint.js";
-import { compress, compressionCode, compressionFromCode, decompress, type Compression, type DecompressOptions } from "./compression.js";
+import { sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong } from "../varint.js";
+import { compress, compressionCode, compressionFromCode, type Compression, type DecompressOptions } from "./compression.js";
+import { RecordBatchView } from "./lazy-batch.js";
 import {
   ATTR_COMPRESSION_MASK,
   ATTR_CONTROL,
@@ -22,8 +23,6 @@ import {
   OFF_PRODUCER_ID,
   OFF_RECORD_COUNT,
   batchSizeAt,
-  readBatchHeader,
-  validateBatchAt,
   writeBatchCrc,
   type BatchHeader,
 } from "./header.js";
@@ -131,8 +130,6 @@ export interface DecodeBatchesOptions extends DecodeBatchOptions {
 export const NO_TIMESTAMP = -1;
 /** Fewest bytes a record can take: see the layout above. */
 export const RECORD_BYTES_MIN = 7;
-/** Fewest bytes a record body (after its length) can take. */
-const RECORD_BODY_BYTES_MIN = 6;
 const INT32_MAX = 2 ** 31 - 1;
 
 /** The codec in attributes bits 0-2; CORRUPT_MESSAGE for the undefined codes 5-7. */
@@ -283,136 +280,19 @@ function writeBytes(buf: Buffer, pos: number, bytes: Uint8Array | null): number 
 }
 
 /**
- * Checks the frame of the batch at `pos` as validateBatchAt does, except the CRC: whole,
- * magic 2, a sane length.
- */
-function checkBatchFrame(buf: Buffer, pos: number): { header: BatchHeader; size: number } {
-  const remaining = buf.length - pos;
-  if (remaining < BATCH_HEADER_BYTES) {
-    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} has ${remaining} bytes, fewer than the ${BATCH_HEADER_BYTES}-byte header`);
-  }
-  const header = readBatchHeader(buf, pos);
-  if (header.magic !== MAGIC_V2) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has magic ${header.magic}; only magic 2 (RecordBatch v2) is supported`);
-  }
-  if (header.batchLength < BATCH_HEADER_BYTES - LOG_OVERHEAD) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} declares length ${header.batchLength}, shorter than its header`);
-  }
-  const size = LOG_OVERHEAD + header.batchLength;
-  if (size > remaining) {
-    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} declares ${size} bytes but only ${remaining} are present`);
-  }
-  if (header.lastOffsetDelta < 0 || header.recordCount < 0) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has a negative lastOffsetDelta or recordCount`);
-  }
-  return { header, size };
-}
-
-/**
  * Decodes the batch at `pos`: checks its frame and (by default) CRC, decompresses the
  * records within `decompressedBytesMax`, and reads every record. Keys, values and header
  * values are views into `buf` (uncompressed) or into the decompressed buffer: nothing is
  * copied. Any inconsistency is a CORRUPT_MESSAGE naming the field and byte (positions in
  * `buf`, or in the decompressed records for compressed batches); a batch cut short by the
  * end of `buf` is BATCH_TRUNCATED.
+ *
+ * This is the eager form of RecordBatchView (lazy-batch.ts), which does the reading: a
+ * reader that does not need every record as an object should walk a view's cursor instead.
  */
 export function decodeBatch(buf: Buffer, pos = 0, options: DecodeBatchOptions = {}): DecodedBatch {
-  assert(Number.isInteger(pos) && pos >= 0 && pos <= buf.length, "decodeBatch position outside the buffer");
-  const { header, size } = (options.verifyCrc ?? true) ? validateBatchAt(buf, pos) : checkBatchFrame(buf, pos);
-  const where = `record batch at byte ${pos}`;
-  let compression: Compression;
-  try {
-    compression = compressionFromAttributes(header.attributes);
-  } catch (err) {
-    throw withContext(err, where);
-  }
-  const timestampType: TimestampType = (header.attributes & ATTR_TIMESTAMP_TYPE) !== 0 ? "log-append" : "create";
-  const isControl = (header.attributes & ATTR_CONTROL) !== 0;
-
-  let cursor: ByteCursor;
-  if (compression === "none") {
-    cursor = new ByteCursor(buf, pos + BATCH_HEADER_BYTES, pos + size, where);
-  } else {
-    let data: Buffer;
-    try {
-      data = decompress(compression, buf.subarray(pos + BATCH_HEADER_BYTES, pos + size), options);
-    } catch (err) {
-      throw withContext(err, where);
-    }
-    cursor = new ByteCursor(data, 0, data.length, `${where} (${compression}-decompressed records)`);
-  }
-
-  const count = header.recordCount;
-  if (count > cursor.remaining / RECORD_BYTES_MIN) {
-    cursor.fail(`record count ${count} cannot fit in the ${cursor.remaining}-byte records section (a record takes at least ${RECORD_BYTES_MIN} bytes)`);
-  }
-  const records = new Array<DecodedRecord>(count);
-  const sectionEnd = cursor.end;
-  const logAppendTime = timestampType === "log-append" ? header.maxTimestamp : undefined;
-  for (let i = 0; i < count; i++) {
-    if (cursor.pos >= sectionEnd) cursor.fail(`record count mismatch: batch declares ${count} records but the records section ends after ${i}`);
-    records[i] = readRecord(cursor, i, sectionEnd, header, logAppendTime);
-  }
-  if (cursor.pos !== sectionEnd) {
-    cursor.fail(`record count mismatch: ${sectionEnd - cursor.pos} bytes remain after the ${count} records the batch declares`);
-  }
-  return { header, compression, timestampType, isControl, records };
-}
-
-/** The same coded error with `where` put in front of its detail. */
-function withContext(err: unknown, where: string): unknown {
-  if (!(err instanceof FlotillaError)) return err;
-  const prefix = `${err.errorName}: `;
-  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-  return new FlotillaError(err.errorName, `${where}: ${detail}`, { cause: err });
-}
-
-function readRecord(cursor: ByteCursor, index: number, sectionEnd: number, header: BatchHeader, logAppendTime: number | undefined): DecodedRecord {
-  const start = cursor.pos;
-  cursor.recordIndex = index;
-  cursor.headerIndex = -1;
-  const length = cursor.readVarint("length");
-  if (length < RECORD_BODY_BYTES_MIN) cursor.fail(`record ${index} declares length ${length}, less than the ${RECORD_BODY_BYTES_MIN} bytes of its fields`, start);
-  const recordEnd = cursor.pos + length;
-  if (recordEnd > sectionEnd) cursor.fail(`truncated record ${index}: declares ${length} bytes but ${sectionEnd - cursor.pos} remain`, start);
-  // Bound every field read by the record's own end, so a bad field cannot eat the next record.
-  cursor.end = recordEnd;
-  cursor.readInt8("attributes");
-  const timestampDelta = cursor.readVarlong("timestampDelta");
-  const offsetDelta = cursor.readVarint("offsetDelta");
-  const key = readNullableBytes(cursor, "key", "key length");
-  const value = readNullableBytes(cursor, "value", "value length");
-  const headerCount = cursor.readVarint("header count");
-  if (headerCount < 0) cursor.fail(`record ${index} has a negative header count ${headerCount}`);
-  // A header takes at least 2 bytes (two 1-byte lengths).
-  if (headerCount > cursor.remaining / 2) cursor.fail(`record ${index} declares ${headerCount} headers, more than its remaining ${cursor.remaining} bytes can hold`);
-  const headers = new Array<RecordHeader>(headerCount);
-  for (let h = 0; h < headerCount; h++) {
-    cursor.headerIndex = h;
-    const keyLength = cursor.readVarint("key length");
-    if (keyLength < 0) cursor.fail(`header ${h} of record ${index} has a negative key length ${keyLength}`);
-    const headerKey = cursor.readUtf8(keyLength, "key");
-    headers[h] = { key: headerKey, value: readNullableBytes(cursor, "value", "value length") };
-  }
-  cursor.headerIndex = -1;
-  if (cursor.pos !== recordEnd) cursor.fail(`record ${index} declares length ${length} but its fields end ${recordEnd - cursor.pos} bytes early`, start);
-  cursor.end = sectionEnd;
-  return {
-    offset: header.baseOffset + offsetDelta,
-    timestamp: logAppendTime ?? header.baseTimestamp + timestampDelta,
-    key,
-    value,
-    headers,
-  };
-}
-
-/** Bytes with a varint length where -1 means null. `field` and `lengthField` are constant names (see ByteCursor.label). */
-function readNullableBytes(cursor: ByteCursor, field: string, lengthField: string): Buffer | null {
-  const at = cursor.pos;
-  const length = cursor.readVarint(lengthField);
-  if (length === -1) return null;
-  if (length < -1) cursor.fail(`${cursor.label(field)} has length ${length}; only -1 (null) may be negative`, at);
-  return cursor.readBytes(length, field);
+  const view = new RecordBatchView(buf, pos, options);
+  return { header: view.header, compression: view.compression, timestampType: view.timestampType, isControl: view.isControl, records: view.records() };
 }
 
 /**
