@@ -4,7 +4,8 @@ import { FlotillaError } from "@flotilla/common";
 import { silentLogger } from "@flotilla/common/logger";
 import type { BrokerApi, FetchResponse } from "@flotilla/protocol";
 import { startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
-import { grpcReplicaClientFactory, type ReplicaFetchClient } from "./replica-fetcher.js";
+import type { Partition } from "./partition.js";
+import { REPLICA_FETCHER_DEFAULTS, ReplicaFetcher, grpcReplicaClientFactory, type ReplicaFetchClient } from "./replica-fetcher.js";
 
 /** Answers Fetch with an empty response; nothing else is called. */
 const fakeLeader = new Proxy({} as BrokerApi, {
@@ -34,5 +35,41 @@ describe("gRPC replica fetch client", () => {
       expect(response.topics).toEqual([]);
     }
     expect(getEventListeners(signal, "abort")).toHaveLength(0);
+  });
+});
+
+describe("ReplicaFetcher", () => {
+  it("stop() ends the loop at once even when it comes between two pauses (the backoff that follows is not waited out)", async () => {
+    const backoffMs = 20_000;
+    // The parts of a follower partition the truncation phase reads: a log with a latest epoch.
+    const partition = { key: "t-0", topic: "t", partition: 0, role: "follower", leaderEpoch: 1, log: { leaderEpochCache: { latestEpoch: 1 }, logEndOffset: 0 } } as unknown as Partition;
+    let fetcher!: ReplicaFetcher;
+    let asked = 0;
+    const client: ReplicaFetchClient = {
+      fetch: () => Promise.reject(new FlotillaError("UNKNOWN_SERVER_ERROR", "not reached")),
+      offsetForLeaderEpoch: async () => {
+        asked++;
+        // Stopping here, while the loop is busy rather than pausing: the leader's refusal
+        // below then holds the partition back for the backoff, and the loop pauses next.
+        stopping = fetcher.stop();
+        return { topics: [{ name: "t", partitions: [{ partition: 0, errorCode: 6, errorMessage: "not the leader", leaderEpoch: -1, endOffset: -1 }] }] };
+      },
+      close: () => {},
+    };
+    let stopping: Promise<void> | undefined;
+    fetcher = new ReplicaFetcher(1, {
+      nodeId: 2,
+      config: { ...REPLICA_FETCHER_DEFAULTS, fetchBackoffMs: backoffMs },
+      clientFactory: () => client,
+      resolveEndpoint: (brokerId) => ({ brokerId, host: "127.0.0.1", port: 1 }),
+      monotonicMs: () => performance.now(),
+      logger: silentLogger(),
+    });
+    const started = performance.now();
+    fetcher.add(partition, 1);
+    for (let i = 0; i < 200 && stopping === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(asked).toBe(1);
+    await stopping;
+    expect(performance.now() - started).toBeLessThan(backoffMs / 4);
   });
 });

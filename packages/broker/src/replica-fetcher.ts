@@ -179,7 +179,8 @@ export class ReplicaFetcher {
   private pause(ms: number): Promise<void> {
     const signal = this.interrupt.signal;
     return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
+      // stop() may have come between two pauses: its wake() aborted the previous signal, not this one.
+      if (signal.aborted || this.stopped) return resolve();
       const timer = setTimeout(done, Math.max(0, ms));
       function done() {
         clearTimeout(timer);

@@ -80,6 +80,13 @@ class FakeController {
   }
 }
 
+interface ClusterSettings {
+  replicaLagTimeMaxMs: number;
+  /** replica.fetch.wait.max.ms and replica.fetch.backoff.ms; 100 and 50 unless given. */
+  fetchWaitMaxMs?: number;
+  fetchBackoffMs?: number;
+}
+
 interface TestBroker {
   id: number;
   dir: string;
@@ -93,9 +100,12 @@ class TestCluster {
   readonly isolated = new Set<number>();
   readonly dirs: string[] = [];
 
-  constructor(private readonly settings: { replicaLagTimeMaxMs: number }) {}
+  /** Replica fetch calls each broker started, by follower id. */
+  readonly fetchCalls = new Map<number, number>();
 
-  static async start(ids: number[], settings = { replicaLagTimeMaxMs: 30_000 }): Promise<TestCluster> {
+  constructor(private readonly settings: ClusterSettings) {}
+
+  static async start(ids: number[], settings: ClusterSettings = { replicaLagTimeMaxMs: 30_000 }): Promise<TestCluster> {
     const c = new TestCluster(settings);
     for (const id of ids) c.dirs.push(await mkdtemp(path.join(tmpdir(), `flotilla-repl-${id}-`)));
     const records: MetadataRecord[] = [];
@@ -116,6 +126,7 @@ class TestCluster {
     };
     return {
       fetch: async (req, signal) => {
+        this.fetchCalls.set(self, (this.fetchCalls.get(self) ?? 0) + 1);
         const response = await handleFetch(target(), req, LIMITS, signal);
         target(); // a broker cut off while the fetch was parked loses the answer
         return response;
@@ -136,7 +147,7 @@ class TestCluster {
       controllerChannel: { alterPartition: (req) => (this.isolated.has(id) ? Promise.reject(new FlotillaError("NETWORK_EXCEPTION", "controller unreachable")) : this.controller.alterPartition(req)) },
       brokerEpoch: () => this.controller.image.brokers.get(id)?.brokerEpoch ?? -1,
       replicaLagTimeMaxMs: this.settings.replicaLagTimeMaxMs,
-      replicaFetch: { fetchWaitMaxMs: 100, fetchBackoffMs: 50 },
+      replicaFetch: { fetchWaitMaxMs: this.settings.fetchWaitMaxMs ?? 100, fetchBackoffMs: this.settings.fetchBackoffMs ?? 50 },
       replicaClientFactory: (leader) => this.client(id, leader.brokerId),
       highWatermarkCheckpointIntervalMs: 60_000,
     });
@@ -380,6 +391,47 @@ describe("replication", () => {
     expect(partitionResult(await cluster.produce(1, -1, 1))).toEqual({ error: "NONE", baseOffset: 50 });
     await eventually("the follower copies the new batch", () => cluster!.part(2).log.logEndOffset === 53);
     expect(await cluster.logBytes(2, 53)).toEqual(await cluster.logBytes(1, 53));
+  });
+
+  it("acks=all completes on the followers' next fetches, with no timer in the path: each follower fetches once more after receiving the batch", async () => {
+    // Long waits and backoffs: anything that waited on a timer (a follower pausing before
+    // its next fetch, a leader that moves the HW only when a parked fetch times out) would
+    // take seconds here. (A follower that fetches before the leader hosts the partition
+    // backs off once: the warm-up below may take that long.)
+    cluster = await TestCluster.start([1, 2, 3], { replicaLagTimeMaxMs: 30_000, fetchWaitMaxMs: 10_000, fetchBackoffMs: 3000 });
+    await cluster.createTopic([1, 2, 3], { "min.insync.replicas": "3" });
+    expect(partitionResult(await cluster.produce(1, -1, 0, 20_000)).error).toBe("NONE"); // warm: both followers fetching
+    await eventually("both followers parked at the log end", () => cluster!.brokers.get(1)!.replicas.purgatory.size === 2);
+    for (let i = 1; i <= 5; i++) {
+      const callsBefore = [2, 3].map((id) => cluster!.fetchCalls.get(id) ?? 0);
+      const started = performance.now();
+      const r = partitionResult(await cluster.produce(1, -1, i, 20_000));
+      const tookMs = performance.now() - started;
+      expect(r).toEqual({ error: "NONE", baseOffset: 3 * i });
+      expect(tookMs).toBeLessThan(2000);
+      // The parked fetch carried the batch; exactly one more fetch per follower reported it.
+      expect([2, 3].map((id, k) => (cluster!.fetchCalls.get(id) ?? 0) - callsBefore[k]!)).toEqual([1, 1]);
+      expect(cluster.part(1).highWatermark).toBe(3 * i + 3);
+      await eventually("both followers parked again", () => cluster!.brokers.get(1)!.replicas.purgatory.size === 2);
+    }
+  });
+
+  it("a consumer's long-poll parked at the HW returns the records as soon as the followers' fetches move the HW", async () => {
+    cluster = await TestCluster.start([1, 2, 3], { replicaLagTimeMaxMs: 30_000, fetchWaitMaxMs: 10_000, fetchBackoffMs: 3000 });
+    await cluster.createTopic([1, 2, 3]);
+    expect(partitionResult(await cluster.produce(1, -1, 0, 20_000)).error).toBe("NONE");
+    const leader = cluster.brokers.get(1)!.replicas;
+    const hw = cluster.part(1).highWatermark;
+    const started = performance.now();
+    const poll = handleFetch(leader, { replicaId: -1, maxWaitMs: 10_000, minBytes: 1, maxBytes: 1 << 20, topics: [{ name: TOPIC, partitions: [{ partition: 0, fetchOffset: hw, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1 }] }] }, { fetchMaxBytes: 1 << 20, fetchWaitMsMax: 10_000 });
+    // acks=1 answers after the leader's append, before replication: the poll must not see it yet.
+    expect(partitionResult(await cluster.produce(1, 1, 1))).toEqual({ error: "NONE", baseOffset: hw });
+    const answer = (await poll).topics[0]!.partitions[0]!;
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(answer.errorCode).toBe(0);
+    expect(answer.highWatermark).toBe(hw + 3);
+    expect(answer.records.length).toBeGreaterThan(0);
+    expect(answer.records.readBigInt64BE(0)).toBe(BigInt(hw));
   });
 
   it("checkpoints the high watermark at close and starts a restarted follower from it", async () => {
