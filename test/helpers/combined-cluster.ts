@@ -8,6 +8,7 @@
  *   await cluster.waitForBrokersUnfenced(30_000);  // every broker registered and unfenced
  *   await cluster.stop(2, "SIGKILL");            // or SIGTERM: controlled shutdown
  *   await cluster.start(2);                      // same node id, ports and log dir
+ *   cluster.pause(3); cluster.resume(3);          // SIGSTOP / SIGCONT by pid
  *   await cluster.waitFor("x", async () => ..., 30_000);
  *   await cluster.readAll("topic", n, 30_000);   // every record up to the high watermark
  *   await cluster.logBytes(2, "topic", 0, hw);   // a stopped node's stored batches, [start, hw)
@@ -75,7 +76,11 @@ export interface CombinedCluster {
   handle(id: number): ChildHandle | undefined;
   /** Starts (or restarts) node `id` and resolves once it printed its ready line. */
   start(id: number): Promise<ChildHandle>;
-  /** Signals node `id` by pid and waits for its exit (SIGTERM falls back to SIGKILL after `timeoutMs`). */
+  /** Freezes node `id` (SIGSTOP by pid): it keeps its sockets open but answers nothing until `resume`. */
+  pause(id: number): void;
+  /** Thaws a node `pause` froze (SIGCONT by pid). */
+  resume(id: number): void;
+  /** Signals node `id` by pid (resuming it first if paused) and waits for its exit (SIGTERM falls back to SIGKILL after `timeoutMs`). */
   stop(id: number, signal: "SIGKILL" | "SIGTERM", timeoutMs?: number): Promise<ExitStatus>;
   /** The topic as a broker sees it (any running broker, or the one given). */
   describeTopic(topic: string, viaNode?: number): Promise<TopicDescription>;
@@ -110,6 +115,7 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
   const clientPorts = ports.slice(0, options.nodes);
   const controllerPorts = ports.slice(options.nodes);
   const procs = new Map<number, ChildHandle>();
+  const paused = new Set<number>();
   const hostOf = options.host ?? ((): string => "127.0.0.1");
   const address = (id: number): string => {
     if (!brokerIds.includes(id)) throw new Error(`node ${id} is not a broker`);
@@ -122,6 +128,12 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
   const voters = controllerIds.map((id) => `${id}@${controllerAddress(id)}`).join(",");
   const logDirOf = (id: number): string => path.join(dataDir, `node-${id}`);
   const isRunning = (id: number): boolean => procs.get(id)?.isRunning() ?? false;
+
+  const resume = (id: number): void => {
+    if (!paused.delete(id)) return;
+    const child = procs.get(id);
+    if (child?.isRunning()) process.kill(child.pid, "SIGCONT");
+  };
 
   const start = async (id: number): Promise<ChildHandle> => {
     if (isRunning(id)) throw new Error(`node ${id} is already running`);
@@ -255,9 +267,17 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
     isRunning,
     handle: (id) => procs.get(id),
     start,
+    pause: (id) => {
+      if (!isRunning(id)) throw new Error(`node ${id} is not running`);
+      process.kill(procs.get(id)!.pid, "SIGSTOP");
+      paused.add(id);
+    },
+    resume,
     stop: async (id, signal, timeoutMs = 30_000) => {
       const child = procs.get(id);
       if (!child) throw new Error(`node ${id} was never started`);
+      // A frozen process would not act on SIGTERM until thawed.
+      if (paused.has(id)) resume(id);
       return child.kill(signal, timeoutMs);
     },
     describeTopic,
