@@ -4,78 +4,19 @@
  * unfencing on return, preferred-leader rebalancing and controlled shutdown.
  */
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, type TopicDescription } from "../../packages/client/src/index.js";
+import { Admin } from "../../packages/client/src/index.js";
 import { ControllerQuorumClient } from "../../packages/controller/src/index.js";
 import { runFlotilla } from "../helpers/cli.js";
-import { freePorts, killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
+import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 
 const NODES = [1, 2, 3];
 const SESSION_TIMEOUT_MS = 4000;
 
-let dataDir: string;
-let clientPorts: number[];
-let controllerPorts: number[];
-const procs = new Map<number, ChildHandle>();
-
-const voters = () => NODES.map((id, i) => `${id}@127.0.0.1:${controllerPorts[i]}`).join(",");
-const controllerAddresses = () => controllerPorts.map((p) => `127.0.0.1:${p}`);
-
-async function startNodeProcess(id: number): Promise<ChildHandle> {
-  const i = id - 1;
-  const child = await startTsProcess({
-    name: `cluster-node-${id}`,
-    entry: "packages/cli/src/main.ts",
-    args: [
-      "server",
-      ...["node.id=" + id, "process.roles=broker,controller", `controller.quorum.voters=${voters()}`].flatMap((o) => ["--override", o]),
-      ...[
-        `listeners=PLAINTEXT://127.0.0.1:${clientPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
-        `log.dirs=${path.join(dataDir, `node-${id}`)}`,
-        `broker.session.timeout.ms=${SESSION_TIMEOUT_MS}`,
-        "broker.heartbeat.interval.ms=300",
-        "controller.quorum.election.timeout.ms=1000",
-        "leader.imbalance.check.interval.seconds=1",
-        "default.replication.factor=3",
-      ].flatMap((o) => ["--override", o]),
-    ],
-    env: { FLOTILLA_LOG_LEVEL: "info" },
-    readyLine: /"event":"ready"/,
-    readyTimeoutMs: 40_000,
-  });
-  procs.set(id, child);
-  return child;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+let cluster: CombinedCluster | undefined;
 
 function admin(id: number): Admin {
-  return new Admin({ bootstrapServers: `127.0.0.1:${clientPorts[id - 1]}` });
-}
-
-async function describe1(id: number, topic: string): Promise<TopicDescription> {
-  const a = admin(id);
-  try {
-    const [t] = await a.describeTopics({ topics: [topic] });
-    return t!;
-  } finally {
-    await a.close();
-  }
+  return new Admin({ bootstrapServers: cluster!.address(id) });
 }
 
 async function controllerIdVia(id: number): Promise<number> {
@@ -88,30 +29,34 @@ async function controllerIdVia(id: number): Promise<number> {
 }
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-cluster-"));
-  const ports = await freePorts(6);
-  clientPorts = ports.slice(0, 3);
-  controllerPorts = ports.slice(3);
-  await Promise.all(NODES.map((id) => startNodeProcess(id)));
+  cluster = await startCombinedCluster({
+    name: "cluster",
+    nodes: NODES.length,
+    overrides: [
+      `broker.session.timeout.ms=${SESSION_TIMEOUT_MS}`,
+      "leader.imbalance.check.interval.seconds=1",
+      // Kept at the server default, as this test always ran: its checks are about sessions and
+      // fencing, and ISR shrinks by lag on a loaded machine would add leader moves it does not expect.
+      "replica.lag.time.max.ms=30000",
+    ],
+    readyTimeoutMs: 40_000,
+  });
 }, 60_000);
 
 afterAll(async () => {
-  await killAllProcesses();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.destroy();
 });
 
 describe("a 3-node cluster of combined nodes", () => {
   it("elects a new active controller after kill -9, moves the dead broker's leaderships, unfences it on return, and moves leaderships away on SIGTERM", async () => {
-    const quorum = new ControllerQuorumClient({ addresses: controllerAddresses(), totalTimeoutMs: 10_000 });
+    const c = cluster!;
+    const quorum = new ControllerQuorumClient({ addresses: c.controllerAddresses(), totalTimeoutMs: 10_000 });
     try {
-      const cluster = await waitFor("three unfenced brokers", async () => {
-        const c = await quorum.describeCluster();
-        return c.brokers.length === 3 && c.brokers.every((b) => !b.fenced) ? c : undefined;
-      }, 20_000);
-      expect(cluster.brokers.map((b) => b.brokerId)).toEqual([1, 2, 3]);
-      const described = await runFlotilla(["cluster", "describe", "--bootstrap-controller", controllerAddresses().join(",")]);
+      const registered = await c.waitForBrokersUnfenced(20_000);
+      expect(registered.brokers.map((b) => b.brokerId)).toEqual([1, 2, 3]);
+      const described = await runFlotilla(["cluster", "describe", "--bootstrap-controller", c.controllerAddresses().join(",")]);
       expect(described.code, described.stderr).toBe(0);
-      expect(described.stdout).toMatch(new RegExp(`^1 +PLAINTEXT://127.0.0.1:${clientPorts[0]} +alive`, "m"));
+      expect(described.stdout).toMatch(new RegExp(`^1 +PLAINTEXT://${c.address(1)} +alive`, "m"));
       expect(described.stdout).toMatch(/^Quorum: leader [123], term \d+/m);
       expect(described.stdout.match(/^\d+ +127\.0\.0\.1:\d+ +(leader|follower) /gm)).toHaveLength(3);
 
@@ -119,7 +64,7 @@ describe("a 3-node cluster of combined nodes", () => {
       const a1 = admin(1);
       await a1.createTopics({ topics: [{ topic: "orders", numPartitions: 6, replicationFactor: 3 }] });
       await a1.close();
-      const orders = await describe1(2, "orders");
+      const orders = await c.describeTopic("orders", 2);
       expect(orders.partitions).toHaveLength(6);
       for (const p of orders.partitions) expect([...p.replicas].sort()).toEqual([1, 2, 3]);
       expect(new Set(orders.partitions.map((p) => p.leader))).toEqual(new Set([1, 2, 3]));
@@ -127,24 +72,24 @@ describe("a 3-node cluster of combined nodes", () => {
       // kill -9 the active controller.
       const q = await quorum.describeQuorum();
       // Metadata names the active controller (the quorum's Raft leader), on every node.
-      await waitFor("every node's Metadata naming the Raft leader as controller", async () => {
+      await c.waitFor("every node's Metadata naming the Raft leader as controller", async () => {
         const ids = await Promise.all(NODES.map((id) => controllerIdVia(id)));
         return ids.every((x) => x === q.leaderId) ? true : undefined;
       }, 10_000);
-      const leaderAddress = controllerAddresses()[q.leaderId - 1]!;
+      const leaderAddress = c.controllerAddress(q.leaderId);
       const lead = await quorum.describeQuorum(leaderAddress);
       expect(lead.leaderId).toBe(q.leaderId);
       expect(lead.voters.every((v) => v.lag >= 0)).toBe(true);
       const dead = q.leaderId;
-      await procs.get(dead)!.kill("SIGKILL");
+      await c.stop(dead, "SIGKILL");
       const alive = NODES.filter((id) => id !== dead);
 
-      const next = await waitFor("a new active controller", async () => {
-        const d = await quorum.describeQuorum(controllerAddresses()[alive[0]! - 1]);
+      const next = await c.waitFor("a new active controller", async () => {
+        const d = await quorum.describeQuorum(c.controllerAddress(alive[0]!));
         return d.leaderId !== 0 && d.leaderId !== dead ? d : undefined;
       }, 15_000);
       expect(alive).toContain(next.leaderId);
-      await waitFor("the surviving nodes' Metadata naming the new active controller", async () => {
+      await c.waitFor("the surviving nodes' Metadata naming the new active controller", async () => {
         const ids = await Promise.all(alive.map((id) => controllerIdVia(id)));
         return ids.every((x) => x === next.leaderId) ? true : undefined;
       }, 10_000);
@@ -156,25 +101,25 @@ describe("a 3-node cluster of combined nodes", () => {
       expect(created?.topic).toBe("after-failover");
 
       // Once its session expires the dead broker is fenced and leads nothing.
-      await waitFor("the dead broker fenced and its partitions re-led", async () => {
-        const c = await quorum.describeCluster();
-        const t = await describe1(alive[0]!, "orders");
-        return c.brokers.find((b) => b.brokerId === dead)?.fenced && t.partitions.every((p) => p.leader !== dead && p.leader !== -1) ? true : undefined;
+      await c.waitFor("the dead broker fenced and its partitions re-led", async () => {
+        const state = await quorum.describeCluster();
+        const t = await c.describeTopic("orders", alive[0]!);
+        return state.brokers.find((b) => b.brokerId === dead)?.fenced && t.partitions.every((p) => p.leader !== dead && p.leader !== -1) ? true : undefined;
       }, SESSION_TIMEOUT_MS + 10_000);
-      const afterKill = await describe1(alive[1]!, "orders");
+      const afterKill = await c.describeTopic("orders", alive[1]!);
       for (const p of afterKill.partitions) expect(p.isr).not.toContain(dead);
 
       // It comes back: registered again, caught up, unfenced; preferred leadership returns to it.
       // Its stored metadata is stale (its partitions changed leaders while it was down): it must
       // not act on that image, so no partition of it takes a role in an epoch older than now.
-      const epochsAtRestart = new Map((await describe1(alive[0]!, "orders")).partitions.map((p) => [p.partition, p.leaderEpoch]));
-      const restarted = await startNodeProcess(dead);
-      await waitFor("the returned broker unfenced", async () => {
-        const c = await quorum.describeCluster();
-        return c.brokers.find((b) => b.brokerId === dead)?.fenced === false ? true : undefined;
+      const epochsAtRestart = new Map((await c.describeTopic("orders", alive[0]!)).partitions.map((p) => [p.partition, p.leaderEpoch]));
+      const restarted = await c.start(dead);
+      await c.waitFor("the returned broker unfenced", async () => {
+        const state = await quorum.describeCluster();
+        return state.brokers.find((b) => b.brokerId === dead)?.fenced === false ? true : undefined;
       }, 20_000);
-      await waitFor("the returned broker leading its preferred partitions again", async () => {
-        const t = await describe1(dead, "orders");
+      await c.waitFor("the returned broker leading its preferred partitions again", async () => {
+        const t = await c.describeTopic("orders", dead);
         return t.partitions.some((p) => p.leader === dead) ? true : undefined;
       }, 20_000);
       const roles = fs
@@ -188,17 +133,17 @@ describe("a 3-node cluster of combined nodes", () => {
       // SIGTERM: a controlled shutdown moves its leaderships away before the process exits,
       // long before its session could expire.
       const victim = dead;
-      const before = await describe1(alive[0]!, "orders");
+      const before = await c.describeTopic("orders", alive[0]!);
       expect(before.partitions.some((p) => p.leader === victim)).toBe(true);
-      const exited = await procs.get(victim)!.kill("SIGTERM", 30_000);
+      const exited = await c.stop(victim, "SIGTERM", 30_000);
       expect(exited.code).toBe(0);
-      const after = await describe1(alive[0]!, "orders");
+      const after = await c.describeTopic("orders", alive[0]!);
       for (const p of after.partitions) {
         expect(p.leader).not.toBe(victim);
         expect(p.leader).not.toBe(-1);
       }
-      const c = await quorum.describeCluster();
-      expect(c.brokers.find((b) => b.brokerId === victim)?.fenced).toBe(true);
+      const state = await quorum.describeCluster();
+      expect(state.brokers.find((b) => b.brokerId === victim)?.fenced).toBe(true);
     } finally {
       quorum.close();
     }
