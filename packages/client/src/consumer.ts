@@ -1,9 +1,9 @@
 import { FlotillaError, type ErrorName } from "@flotilla/common";
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, decodeBatches, errorFromFields, type FetchResponse } from "@flotilla/protocol";
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, errorFromFields, viewBatches, type FetchResponse, type RecordBatchView, type RecordCursor } from "@flotilla/protocol";
 import { tpKey, type TopicPartition } from "./accumulator.js";
 import type { Cluster } from "./cluster.js";
 import { checkInt, makeCluster, resolveCommon, type CommonClientOptions, type ResolvedCommon } from "./config.js";
-import { recordsFromFetch, type FetchedBatch } from "./fetch-records.js";
+import { batchesFromFetch } from "./fetch-records.js";
 import type { RecordHeader } from "./records.js";
 import { withRetries } from "./retry.js";
 
@@ -50,6 +50,77 @@ export interface ConsumerBatch {
   messages: ConsumerRecord[];
 }
 
+/**
+ * One fetched record batch of a partition, as pollBatches() hands it out: the batch's bytes
+ * (a RecordBatchView, decompressed once) and a cursor over the records it delivers, so a
+ * caller that works in bulk pays no allocation per record. The records delivered are those
+ * at or after `fromOffset`: a fetch returns whole batches, so the batch holding the
+ * position may begin before it.
+ */
+export class ConsumerRecordBatch {
+  /** Records this batch delivers (those at or after fromOffset). */
+  readonly recordCount: number;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    /** The batch: header fields, codec, timestamp type, bytes. */
+    readonly view: RecordBatchView,
+    /** The first offset this batch delivers; >= view.baseOffset. */
+    readonly fromOffset: number,
+    recordCount?: number,
+  ) {
+    this.recordCount = recordCount ?? (fromOffset <= view.baseOffset ? view.recordCount : countFrom(view, fromOffset));
+  }
+
+  get baseOffset(): number {
+    return this.view.baseOffset;
+  }
+
+  /** baseOffset + lastOffsetDelta; the partition's position after this batch is lastOffset + 1. */
+  get lastOffset(): number {
+    return this.view.lastOffset;
+  }
+
+  /**
+   * A new cursor over the delivered records (see RecordCursor: `while (c.next())` then
+   * c.offset, c.timestamp, c.keyLength, c.valueLength, and c.key(), c.value(), c.headers()
+   * as views). Throws CORRUPT_MESSAGE for a malformed record; the CRC was checked when the
+   * batch was fetched.
+   */
+  cursor(): RecordCursor {
+    return this.view.cursor(this.fromOffset);
+  }
+
+  /** The delivered records as ConsumerRecord objects (one allocation each; prefer cursor() in hot loops). */
+  records(): ConsumerRecord[] {
+    const out: ConsumerRecord[] = [];
+    const c = this.cursor();
+    while (c.next()) out.push(toConsumerRecord(this.topic, this.partition, c));
+    return out;
+  }
+}
+
+/** One partition's part of a pollBatches() result. */
+export interface PartitionBatches {
+  topic: string;
+  partition: number;
+  /** The partition's high watermark when these batches were fetched. */
+  highWatermark: number;
+  batches: ConsumerRecordBatch[];
+  /** Records in `batches`. */
+  recordCount: number;
+  /** The partition's position after these batches: the offset to commit once they are processed. */
+  nextOffset: number;
+}
+
+/** What pollBatches() returns, like Kafka's ConsumerRecords: the fetched batches, by partition. */
+export interface ConsumerRecordBatches {
+  /** Records in every batch of every partition. */
+  count: number;
+  partitions: PartitionBatches[];
+}
+
 /** Where seek() moves a partition: an offset, either end, or the first record at or after a time. */
 export type SeekTarget = { offset: number } | "earliest" | "latest" | { timestamp: number };
 
@@ -69,12 +140,15 @@ interface PartitionState {
   /** How to find the position when it is undefined. */
   reset: Reset | undefined;
   /**
-   * Fetched records, in offset order; those from `bufferedHead` on are not yet returned (all
-   * >= position). Taking advances the head instead of splicing, so a poll costs what it
-   * returns, not what is buffered; the array is dropped once all of it was taken.
+   * Fetched batches, in offset order; those from `bufferedHead` on are not yet wholly
+   * returned. Records are decoded only as poll() takes them (through `cursor`, which walks
+   * buffered[bufferedHead]) or not at all (pollBatches() hands out whole batches). Taking
+   * advances the head instead of splicing; the array is dropped once all of it was taken.
    */
-  buffered: ConsumerRecord[];
+  buffered: ConsumerRecordBatch[];
   bufferedHead: number;
+  /** poll()'s place in buffered[bufferedHead]: its current record was already returned. */
+  cursor: RecordCursor | undefined;
   highWatermark: number;
   paused: boolean;
   /** Bumped by seek(), assign() and resets, so that answers to older fetches are dropped. */
@@ -183,6 +257,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         reset: this.autoOffsetReset === "none" ? undefined : this.autoOffsetReset,
         buffered: [],
         bufferedHead: 0,
+        cursor: undefined,
         highWatermark: -1,
         paused: false,
         generation: 0,
@@ -210,8 +285,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.checkOpen();
     const st = this.stateOf(tp);
     st.generation++;
-    st.buffered = [];
-    st.bufferedHead = 0;
+    clearBuffered(st);
     st.backoffUntilMs = 0;
     st.timestampFloor = undefined;
     if (typeof target === "object" && "offset" in target) {
@@ -273,6 +347,39 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (records.length > 0) return records;
       const leftMs = deadlineMs - this.common.clock.monotonicMs();
       if (leftMs <= 0) return [];
+      await this.waitForWake(Math.min(leftMs, this.nextBackoffDelayMs()));
+    }
+  }
+
+  /**
+   * Like poll(), but returns the fetched record batches themselves, by partition (Kafka's
+   * ConsumerRecords shape), instead of an object per record: each ConsumerRecordBatch has
+   * its record count, offsets and a cursor that decodes records lazily, so a caller that
+   * processes records in bulk allocates nothing per record. Positions move as with poll():
+   * past every batch returned (position(tp) and the `nextOffset` of each partition are the
+   * offset after the last batch), and a batch that poll() had begun is returned from
+   * poll()'s place on. Whole batches only: batches are added while fewer than `maxRecords`
+   * (default max.poll.records) records are taken, so the count can pass `maxRecords` by
+   * less than one batch. Returns an empty result ({count: 0, partitions: []}) after the
+   * timeout or once the consumer is closed.
+   */
+  async pollBatches(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecordBatches> {
+    const timeoutMs = options.timeoutMs ?? this.fetchMaxWaitMs;
+    const maxRecords = options.maxRecords ?? this.maxPollRecords;
+    const deadlineMs = this.common.clock.monotonicMs() + timeoutMs;
+    // Bounded: each turn either returns or waits for a wake-up or the deadline.
+    for (;;) {
+      if (this.closed) return { count: 0, partitions: [] };
+      this.throwIfFatal();
+      this.checkPositionsDefined();
+      if (this.needsPositions()) await this.resolvePositions();
+      const result = this.takeBatches(maxRecords);
+      // Fetch for the partitions just drained before handing their data over, so the
+      // next fetch overlaps the caller's processing (as Kafka's consumer does).
+      this.sendFetches();
+      if (result.count > 0) return result;
+      const leftMs = deadlineMs - this.common.clock.monotonicMs();
+      if (leftMs <= 0) return result;
       await this.waitForWake(Math.min(leftMs, this.nextBackoffDelayMs()));
     }
   }
@@ -435,18 +542,87 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (let i = 0; i < states.length && out.length < maxRecords; i++) {
       const st = states[(this.takeCursor + i) % states.length] as PartitionState;
       if (st.paused || st.buffered.length === 0) continue;
-      const n = Math.min(maxRecords - out.length, st.buffered.length - st.bufferedHead);
-      for (let k = 0; k < n; k++) out.push(st.buffered[st.bufferedHead + k] as ConsumerRecord);
-      st.bufferedHead += n;
-      if (st.bufferedHead === st.buffered.length) {
-        st.buffered = [];
-        st.bufferedHead = 0;
+      const { topic, partition } = st.tp;
+      try {
+        // Bounded: each turn returns a record or finishes a batch.
+        while (out.length < maxRecords && st.bufferedHead < st.buffered.length) {
+          const batch = st.buffered[st.bufferedHead] as ConsumerRecordBatch;
+          const c = (st.cursor ??= batch.cursor());
+          if (c.next()) {
+            out.push(toConsumerRecord(topic, partition, c));
+            st.position = c.offset + 1;
+            // The batch's last record: finish it now (next() also checks nothing trails it),
+            // so a drained partition is fetched again before this poll returns.
+            if (c.index < batch.view.recordCount - 1) continue;
+            c.next();
+          }
+          st.position = Math.max(st.position ?? 0, batch.lastOffset + 1);
+          st.bufferedHead++;
+          st.cursor = undefined;
+        }
+      } catch (err) {
+        // A malformed record behind a good CRC (a writer's bug): return what was taken,
+        // drop the rest of this partition's data, fail the next poll. A refetch from the
+        // position would meet the same record.
+        this.fatal ??= err instanceof FlotillaError ? err : new FlotillaError("CORRUPT_MESSAGE", `${topic}-${partition}: ${String(err)}`, { cause: err });
+        clearBuffered(st);
+        st.fetchOffset = st.position;
+        st.generation++;
+        continue;
       }
-      st.position = st.buffered.length > 0 ? (st.buffered[st.bufferedHead] as ConsumerRecord).offset : st.fetchOffset;
-      // The next call starts after a partition that was served, so all get a turn.
-      if (st.buffered.length === 0) this.takeCursor = (this.takeCursor + i + 1) % states.length;
+      if (st.bufferedHead === st.buffered.length) {
+        clearBuffered(st);
+        st.position = st.fetchOffset;
+        // The next call starts after a partition that was drained, so all get a turn.
+        this.takeCursor = (this.takeCursor + i + 1) % states.length;
+      }
     }
     return out;
+  }
+
+  /** Takes whole buffered batches from unpaused partitions, round-robin, advancing positions. */
+  private takeBatches(maxRecords: number): ConsumerRecordBatches {
+    const partitions: PartitionBatches[] = [];
+    let count = 0;
+    const states = [...this.partitions.values()];
+    for (let i = 0; i < states.length && count < maxRecords; i++) {
+      const st = states[(this.takeCursor + i) % states.length] as PartitionState;
+      if (st.paused || st.buffered.length === 0) continue;
+      const { topic, partition } = st.tp;
+      const batches: ConsumerRecordBatch[] = [];
+      let taken = 0;
+      // Bounded by the buffered batches.
+      while (count < maxRecords && st.bufferedHead < st.buffered.length) {
+        let batch = st.buffered[st.bufferedHead] as ConsumerRecordBatch;
+        if (st.cursor !== undefined) {
+          // poll() began this batch: the rest of it starts at the position.
+          const from = st.position ?? batch.fromOffset;
+          st.cursor = undefined;
+          try {
+            batch = new ConsumerRecordBatch(topic, partition, batch.view, from);
+          } catch (err) {
+            this.fatal ??= err instanceof FlotillaError ? err : new FlotillaError("CORRUPT_MESSAGE", `${topic}-${partition}: ${String(err)}`, { cause: err });
+            clearBuffered(st);
+            st.fetchOffset = st.position;
+            st.generation++;
+            break;
+          }
+        }
+        st.bufferedHead++;
+        st.position = Math.max(st.position ?? 0, batch.lastOffset + 1);
+        if (batch.recordCount === 0) continue;
+        batches.push(batch);
+        taken += batch.recordCount;
+        count += batch.recordCount;
+      }
+      if (st.bufferedHead === st.buffered.length) {
+        clearBuffered(st);
+        st.position = st.fetchOffset;
+        this.takeCursor = (this.takeCursor + i + 1) % states.length;
+      }
+      if (batches.length > 0) partitions.push({ topic, partition, highWatermark: st.highWatermark, batches, recordCount: taken, nextOffset: st.position as number });
+    }
+    return { count, partitions };
   }
 
   private nextBackoffDelayMs(): number {
@@ -544,26 +720,40 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       st.highWatermark = a.highWatermark;
       if (a.records.length === 0) continue;
-      let batches: FetchedBatch[];
+      // Checks each batch's frame and CRC and decompresses it; records are read later, lazily.
+      let views: RecordBatchView[];
       try {
-        batches = decodeBatches(a.records, { allowPartialTail: true });
+        views = viewBatches(a.records, { allowPartialTail: true });
       } catch (e) {
         this.fatal ??= e instanceof FlotillaError ? e : new FlotillaError("CORRUPT_MESSAGE", `${st.tp.topic}-${st.tp.partition}: ${String(e)}`, { cause: e });
         continue;
       }
-      const { records, nextFetchOffset } = recordsFromFetch(batches, fetchOffset);
-      let from = 0;
-      if (st.timestampFloor !== undefined) {
-        const floor = st.timestampFloor;
-        from = records.findIndex((r) => r.timestamp >= floor);
-        if (from < 0) from = records.length;
-        else st.timestampFloor = undefined;
-      }
+      const { batches, nextFetchOffset } = batchesFromFetch(views, fetchOffset);
       const { topic, partition } = st.tp;
-      for (let i = from; i < records.length; i++) {
-        const r = records[i]!;
-        // The decoder makes a fresh headers array per record: it is handed over, not copied.
-        st.buffered.push({ topic, partition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers as RecordHeader[] });
+      try {
+        for (const { batch, fromOffset } of batches) {
+          let from = fromOffset;
+          if (st.timestampFloor !== undefined) {
+            // After a timestamp seek: start at the first record at or after the time.
+            const floor = st.timestampFloor;
+            const c = batch.cursor(fromOffset);
+            from = -1;
+            while (c.next()) {
+              if (c.timestamp >= floor) {
+                from = c.offset;
+                break;
+              }
+            }
+            if (from < 0) continue; // nothing in this batch
+            st.timestampFloor = undefined;
+          }
+          const b = new ConsumerRecordBatch(topic, partition, batch, from);
+          if (b.recordCount > 0) st.buffered.push(b);
+        }
+      } catch (e) {
+        this.fatal ??= e instanceof FlotillaError ? e : new FlotillaError("CORRUPT_MESSAGE", `${topic}-${partition}: ${String(e)}`, { cause: e });
+        clearBuffered(st);
+        continue;
       }
       st.fetchOffset = nextFetchOffset;
       if (st.buffered.length === 0) st.position = nextFetchOffset;
@@ -581,8 +771,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       st.generation++;
       st.position = undefined;
       st.fetchOffset = undefined;
-      st.buffered = [];
-      st.bufferedHead = 0;
+      clearBuffered(st);
       st.timestampFloor = undefined;
       st.reset = this.autoOffsetReset;
       return;
@@ -613,4 +802,23 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       this.wakers.push(done);
     });
   }
+}
+
+function clearBuffered(st: PartitionState): void {
+  st.buffered = [];
+  st.bufferedHead = 0;
+  st.cursor = undefined;
+}
+
+/** Records of `view` at or after `fromOffset`, by walking them. */
+function countFrom(view: RecordBatchView, fromOffset: number): number {
+  const c = view.cursor(fromOffset);
+  let n = 0;
+  while (c.next()) n++;
+  return n;
+}
+
+/** The cursor's current record as a ConsumerRecord (key, value and header values are views into the fetched bytes). */
+function toConsumerRecord(topic: string, partition: number, c: RecordCursor): ConsumerRecord {
+  return { topic, partition, offset: c.offset, timestamp: c.timestamp, key: c.key(), value: c.value(), headers: c.headers() };
 }

@@ -13,6 +13,7 @@ export {
   type RunOptions,
   type OffsetResetStrategy,
 } from "./consumer.js";
+export { ConsumerRecordBatch, type PartitionBatches, type ConsumerRecordBatches } from "./consumer.js";
 export {
   Admin,
   type AdminOptions,

@@ -3,7 +3,7 @@ import { errorFromFields, type JoinGroupResponse } from "@flotilla/protocol";
 import { tpKey, type TopicPartition } from "../accumulator.js";
 import type { Cluster } from "../cluster.js";
 import { checkInt, makeCluster, resolveCommon, type ResolvedCommon } from "../config.js";
-import { Consumer, type ConsumerBatch, type ConsumerOptions, type ConsumerRecord, type SeekTarget } from "../consumer.js";
+import { Consumer, type ConsumerBatch, type ConsumerOptions, type ConsumerRecord, type ConsumerRecordBatches, type SeekTarget } from "../consumer.js";
 import { assignorsByName, compareTopicPartitions, type PartitionAssignor, type RebalanceProtocol } from "./assignors.js";
 import { decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, flattenTopicPartitions, groupByTopic } from "./consumer-protocol.js";
 import { CoordinatorPool } from "./coordinator-connection.js";
@@ -215,6 +215,18 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
     return records;
   }
 
+  /**
+   * Like poll(), but returns the fetched batches themselves, by partition (see
+   * Consumer.pollBatches): no object per record. Every batch returned counts as consumed at
+   * once, so a commit sends each partition's `nextOffset` (the offset after its last batch).
+   */
+  async pollBatches(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecordBatches> {
+    const maxRecords = options.maxRecords ?? this.maxPollRecords;
+    const result = await this.pollInternalWith(options.timeoutMs ?? 1000, (timeoutMs) => this.consumer.pollBatches({ timeoutMs, maxRecords }), { count: 0, partitions: [] });
+    for (const p of result.partitions) this.markConsumed(p, p.nextOffset);
+    return result;
+  }
+
   /** Yields records one by one; a record counts as consumed once the loop moves past it. */
   async *[Symbol.asyncIterator](): AsyncGenerator<ConsumerRecord, void, undefined> {
     while (!this.closing) {
@@ -348,23 +360,28 @@ export class GroupConsumer implements AsyncIterable<ConsumerRecord> {
   // --- poll loop ---------------------------------------------------------------------------
 
   /** Returns [] once disconnect() began (also when it begins during this call: a signal handler may call it). */
-  private async pollInternal(timeoutMs: number, maxRecords: number): Promise<ConsumerRecord[]> {
-    if (this.closing || this.closed) return [];
+  private pollInternal(timeoutMs: number, maxRecords: number): Promise<ConsumerRecord[]> {
+    return this.pollInternalWith(timeoutMs, (t) => this.consumer.poll({ timeoutMs: t, maxRecords }), []);
+  }
+
+  /** The group work of a poll around `fetch` (the plain consumer's poll or pollBatches); `empty` once disconnect() began. */
+  private async pollInternalWith<T>(timeoutMs: number, fetch: (timeoutMs: number) => Promise<T>, empty: T): Promise<T> {
+    if (this.closing || this.closed) return empty;
     if (this.topics.length === 0) throw new FlotillaError("INVALID_REQUEST", "subscribe() before polling");
     this.lastPollMs = this.common.clock.monotonicMs();
     if (this.fatal) throw this.fatal;
     try {
       await this.ensureActive();
-      if (this.closing) return [];
+      if (this.closing) return empty;
       await this.maybeAutoCommit();
       await this.maybeCheckMetadata();
       // Short fetch waits, so that a rebalance the heartbeat learns of is acted on soon.
-      const records = await this.consumer.poll({ timeoutMs: Math.min(timeoutMs, this.heartbeatIntervalMs), maxRecords });
+      const records = await fetch(Math.min(timeoutMs, this.heartbeatIntervalMs));
       this.lastPollMs = this.common.clock.monotonicMs();
-      return this.closing ? [] : records;
+      return this.closing ? empty : records;
     } catch (err) {
       // disconnect() aborted a join or closed the consumer under us: not an error of the poll.
-      if (this.closing) return [];
+      if (this.closing) return empty;
       throw err;
     }
   }
