@@ -1,45 +1,107 @@
 import { describe, expect, it } from "vitest";
-import { BATCH_HEADER_BYTES } from "@flotilla/protocol";
-import { RecordAccumulator, tpKey, type PendingRecord, type TopicPartition } from "./accumulator.js";
+import { BATCH_HEADER_BYTES, decodeBatch, encodeBatch, recordFieldsBytes, type Compression } from "@flotilla/protocol";
+import { APPEND_BATCH_FULL, APPEND_NEW_BATCH, RecordAccumulator, tpKey, type AccumulatorOptions, type ProducerBatch, type TopicPartition } from "./accumulator.js";
 
 const t0: TopicPartition = { topic: "t", partition: 0 };
 const t1: TopicPartition = { topic: "t", partition: 1 };
 const none = new Set<string>();
 
-function rec(sizeBytes: number, tag = ""): PendingRecord<number> {
-  return { record: { key: null, value: Buffer.from(tag), headers: [], timestamp: 0 }, sizeBytes, owner: 0, index: 0 };
+/** Bytes of one record with a null key, no headers, a `valueBytes`-byte value, deltas 0 (the first record of a batch). */
+function firstRecordBytes(valueBytes: number): number {
+  return encodeBatch([{ key: null, value: Buffer.alloc(valueBytes) }]).length - BATCH_HEADER_BYTES;
+}
+
+function accumulator(options: AccumulatorOptions): RecordAccumulator<string> {
+  return new RecordAccumulator<string>(options);
+}
+
+/** Appends a record with a null key and a value of `valueBytes` bytes (filled with `tag`), owned by `owner` as its record `index`. */
+function add(acc: RecordAccumulator<string>, tp: TopicPartition, valueBytes: number, nowMs: number, o: { owner?: string; index?: number; timestamp?: number; tag?: number } = {}): { flags: number; batch: ProducerBatch<string> } {
+  const value = Buffer.alloc(valueBytes, o.tag ?? 0);
+  const flags = acc.append(tp, tpKey(tp), o.timestamp ?? 1000, null, value, undefined, recordFieldsBytes(null, value, undefined), o.owner ?? "call", o.index ?? 0, nowMs);
+  return { flags, batch: acc.lastBatch };
 }
 
 describe("RecordAccumulator", () => {
-  it("fills one batch up to batch.size, then starts the next and marks the first full", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: BATCH_HEADER_BYTES + 300, lingerMs: 5 });
-    const a = acc.append(t0, rec(100), 0);
-    const b = acc.append(t0, rec(100), 0);
-    expect(a.newBatch).toBe(true);
-    expect(b.newBatch).toBe(false);
+  it("fills one batch up to batch.size with the records' exact bytes, then starts the next and marks the first full", () => {
+    // Three records of a 90-byte value, deltas all under 64: each takes the same bytes.
+    const recordBytes = firstRecordBytes(90);
+    const acc = accumulator({ batchSizeBytes: BATCH_HEADER_BYTES + 3 * recordBytes, lingerMs: 5 });
+    const a = add(acc, t0, 90, 0);
+    const b = add(acc, t0, 90, 0);
+    expect(a.flags).toBe(APPEND_NEW_BATCH);
+    expect(b.flags).toBe(0);
     expect(b.batch).toBe(a.batch);
-    // 61 + 300 = batch.size exactly: the third record fits, and the batch is now full.
-    const c = acc.append(t0, rec(100), 0);
+    // 61 + 3 records = batch.size exactly: the third record fits, and the batch is now full.
+    const c = add(acc, t0, 90, 0);
     expect(c.batch).toBe(a.batch);
-    expect(c.batchFull).toBe(true);
-    const d = acc.append(t0, rec(100), 0);
-    expect(d.newBatch).toBe(true);
+    expect(c.flags).toBe(APPEND_BATCH_FULL);
+    const d = add(acc, t0, 90, 0);
+    expect(d.flags & APPEND_NEW_BATCH).toBe(APPEND_NEW_BATCH);
     expect(d.batch.recordCount).toBe(1);
-    expect(acc.bytesInUse).toBe(2 * BATCH_HEADER_BYTES + 400);
+    expect(a.batch.sizeBytes).toBe(BATCH_HEADER_BYTES + 3 * recordBytes);
+    expect(acc.bytesInUse).toBe(2 * BATCH_HEADER_BYTES + 4 * recordBytes);
+  });
+
+  it("encodes records at append into the bytes encodeBatch would write, compressed once when first encoded", () => {
+    for (const compression of ["none", "lz4", "gzip"] as Compression[]) {
+      const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0, compression });
+      const records = [
+        { key: null, value: Buffer.from("a"), timestamp: 5000 },
+        { key: Buffer.from("k"), value: null, timestamp: 4000 },
+        { key: Buffer.from("k2"), value: Buffer.from("bb"), timestamp: 7000 },
+      ];
+      records.forEach((r, i) => acc.append(t0, tpKey(t0), r.timestamp, r.key, r.value, undefined, recordFieldsBytes(r.key, r.value, undefined), "c", i, 0));
+      const [batch] = acc.drain([t0], 1 << 20);
+      batch!.producerId = 3;
+      batch!.producerEpoch = 1;
+      batch!.baseSequence = 42;
+      const bytes = acc.encode(batch!);
+      expect(bytes.equals(encodeBatch(records, { compression, producerId: 3, producerEpoch: 1, baseSequence: 42 }))).toBe(true);
+      // A retry sends the very same bytes.
+      expect(acc.encode(batch!)).toBe(bytes);
+      // An epoch bump rewrites only the header.
+      batch!.clearSequence();
+      batch!.producerId = 3;
+      batch!.producerEpoch = 2;
+      batch!.baseSequence = 0;
+      expect(acc.encode(batch!)).toBe(bytes);
+      expect(decodeBatch(bytes).header.producerEpoch).toBe(2);
+      expect(bytes.equals(encodeBatch(records, { compression, producerId: 3, producerEpoch: 2, baseSequence: 0 }))).toBe(true);
+    }
+  });
+
+  it("keeps one range per send() call and batch, listing indices only when a call's records are split over partitions", () => {
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    add(acc, t0, 1, 0, { owner: "A", index: 0 });
+    add(acc, t0, 1, 0, { owner: "A", index: 1 });
+    add(acc, t1, 1, 0, { owner: "A", index: 2 });
+    add(acc, t0, 1, 0, { owner: "A", index: 3 });
+    add(acc, t0, 1, 0, { owner: "B", index: 0, timestamp: 1000 });
+    add(acc, t0, 1, 0, { owner: "B", index: 1, timestamp: 900 });
+    const [b0, b1] = acc.drain([t0, t1], 1 << 20);
+    expect(b0!.ranges).toEqual([
+      { owner: "A", first: 0, count: 3, indices: [0, 1, 3], timestamp: 1000, timestamps: undefined },
+      { owner: "B", first: 0, count: 2, indices: undefined, timestamp: 1000, timestamps: [1000, 900] },
+    ]);
+    expect(b1!.ranges).toEqual([{ owner: "A", first: 2, count: 1, indices: undefined, timestamp: 1000, timestamps: undefined }]);
+    expect(b0!.recordCount).toBe(5);
   });
 
   it("gives a record larger than batch.size a batch of its own, ready at once", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 200, lingerMs: 1000 });
-    const r = acc.append(t0, rec(500), 0);
-    expect(r.batchFull).toBe(true);
+    const acc = accumulator({ batchSizeBytes: 200, lingerMs: 1000 });
+    const r = add(acc, t0, 500, 0);
+    expect(r.flags).toBe(APPEND_NEW_BATCH | APPEND_BATCH_FULL);
     expect(acc.ready(0, false, none).ready).toEqual([t0]);
-    expect(acc.append(t0, rec(10), 0).newBatch).toBe(true);
+    expect(add(acc, t0, 10, 0).flags & APPEND_NEW_BATCH).toBe(APPEND_NEW_BATCH);
+    const [big] = acc.drain([t0], 1 << 20);
+    expect(decodeBatch(acc.encode(big!)).records[0]!.value!.length).toBe(500);
   });
 
   it("holds a batch that is not full for linger.ms, and says when to look again", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 5 });
-    acc.append(t0, rec(10), 100);
-    acc.append(t1, rec(10), 102);
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 5 });
+    add(acc, t0, 10, 100);
+    add(acc, t1, 10, 102);
     expect(acc.ready(100, false, none)).toEqual({ ready: [], nextCheckDelayMs: 5 });
     expect(acc.ready(104, false, none)).toEqual({ ready: [], nextCheckDelayMs: 1 });
     expect(acc.ready(105, false, none)).toEqual({ ready: [t0], nextCheckDelayMs: 2 });
@@ -47,29 +109,29 @@ describe("RecordAccumulator", () => {
   });
 
   it("sends at once when flushing, whatever linger.ms says", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 60_000 });
-    acc.append(t0, rec(10), 0);
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 60_000 });
+    add(acc, t0, 10, 0);
     expect(acc.ready(0, true, none).ready).toEqual([t0]);
   });
 
   it("with linger.ms 0 a batch is ready as soon as it has a record", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 0 });
-    acc.append(t0, rec(10), 7);
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    add(acc, t0, 10, 7);
     expect(acc.ready(7, false, none).ready).toEqual([t0]);
   });
 
   it("skips muted partitions (a batch in flight) so a partition's batches go one at a time", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 0 });
-    acc.append(t0, rec(10), 0);
-    acc.append(t1, rec(10), 0);
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    add(acc, t0, 10, 0);
+    add(acc, t1, 10, 0);
     expect(acc.ready(0, false, new Set([tpKey(t0)])).ready).toEqual([t1]);
   });
 
   it("drains the first batch of each partition within max request size, always at least one", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 1000, lingerMs: 0 });
-    acc.append(t0, rec(900), 0);
-    acc.append(t0, rec(900), 0);
-    acc.append(t1, rec(900), 0);
+    const acc = accumulator({ batchSizeBytes: 1000, lingerMs: 0 });
+    add(acc, t0, 880, 0);
+    add(acc, t0, 880, 0);
+    add(acc, t1, 880, 0);
     const first = acc.drain([t0, t1], 1000);
     expect(first.map((b) => b.tp)).toEqual([t0]);
     const second = acc.drain([t0, t1], 10_000);
@@ -78,20 +140,20 @@ describe("RecordAccumulator", () => {
   });
 
   it("closes a drained batch: later records start a new batch", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 0 });
-    const a = acc.append(t0, rec(10), 0).batch;
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    const a = add(acc, t0, 10, 0).batch;
     expect(acc.drain([t0], 1 << 20)).toEqual([a]);
-    const b = acc.append(t0, rec(10), 0);
-    expect(b.newBatch).toBe(true);
+    const b = add(acc, t0, 10, 0);
+    expect(b.flags).toBe(APPEND_NEW_BATCH);
     expect(b.batch).not.toBe(a);
   });
 
   it("puts a retried batch back first and holds it until its backoff has passed", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 0 });
-    const a = acc.append(t0, rec(10, "a"), 0).batch;
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    const a = add(acc, t0, 10, 0, { tag: 97 }).batch;
     acc.drain([t0], 1 << 20);
     a.attempts = 1;
-    acc.append(t0, rec(10, "b"), 1);
+    add(acc, t0, 10, 1, { tag: 98 });
     acc.reenqueue(a, 100);
     expect(acc.ready(50, true, none)).toEqual({ ready: [], nextCheckDelayMs: 50 });
     expect(acc.ready(100, false, none).ready).toEqual([t0]);
@@ -100,22 +162,45 @@ describe("RecordAccumulator", () => {
   });
 
   it("expires queued batches older than delivery.timeout.ms, oldest first", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 100, lingerMs: 0 });
-    acc.append(t0, rec(80), 0);
-    acc.append(t0, rec(80), 50);
-    acc.append(t1, rec(80), 90);
+    const acc = accumulator({ batchSizeBytes: 100, lingerMs: 0 });
+    add(acc, t0, 60, 0);
+    add(acc, t0, 60, 50);
+    add(acc, t1, 60, 90);
     const expired = acc.expire(100, 60);
     expect(expired.map((b) => b.createdMs)).toEqual([0]);
     expect(acc.queuedBatches).toBe(2);
   });
 
   it("gives bytes back on release", () => {
-    const acc = new RecordAccumulator<number>({ batchSizeBytes: 16_384, lingerMs: 0 });
-    acc.append(t0, rec(10), 0);
-    acc.append(t0, rec(20), 0);
+    const acc = accumulator({ batchSizeBytes: 16_384, lingerMs: 0 });
+    add(acc, t0, 10, 0);
+    add(acc, t0, 20, 0);
     const [b] = acc.drain([t0], 1 << 20);
-    expect(acc.bytesInUse).toBe(BATCH_HEADER_BYTES + 30);
+    expect(acc.bytesInUse).toBe(b!.sizeBytes);
+    expect(b!.sizeBytes).toBe(encodeBatch([{ key: null, value: Buffer.alloc(10) }, { key: null, value: Buffer.alloc(20) }], { nowMs: 1000 }).length);
     acc.release(b!);
     expect(acc.bytesInUse).toBe(0);
+  });
+
+  it("reuses a done batch's buffer for a later batch, up to the pool's bytes, and never one still in use", () => {
+    const acc = accumulator({ batchSizeBytes: 1024, lingerMs: 0, bufferPoolBytesMax: 2048 });
+    const batches: ProducerBatch<string>[] = [];
+    for (let i = 0; i < 3; i++) {
+      add(acc, t0, 10, 0, { tag: 65 + i });
+      batches.push(...acc.drain([t0], 1 << 20));
+    }
+    const encoded = batches.map((b) => acc.encode(b));
+    expect(new Set(encoded.map((e) => e.buffer)).size).toBe(3);
+    for (const b of batches) acc.release(b);
+    // Two fit the pool's 2048 bytes; the third is left to the garbage collector.
+    expect(acc.pooledBuffers).toBe(2);
+    expect(batches[0]!.encoded).toBeUndefined();
+    const next = add(acc, t0, 10, 0, { tag: 90 }).batch;
+    expect(acc.pooledBuffers).toBe(1);
+    const [drained] = acc.drain([t0], 1 << 20);
+    expect(drained).toBe(next);
+    const bytes = acc.encode(next);
+    expect(encoded.some((e) => e.buffer === bytes.buffer)).toBe(true);
+    expect(decodeBatch(bytes).records[0]!.value!.equals(Buffer.alloc(10, 90))).toBe(true);
   });
 });

@@ -1,6 +1,5 @@
 import { assert } from "@flotilla/common";
-import { BATCH_HEADER_BYTES } from "@flotilla/protocol";
-import type { OutgoingRecord } from "./records.js";
+import { BATCH_HEADER_BYTES, RecordBatchBuilder, stampProducerState, type Compression, type RecordHeader } from "@flotilla/protocol";
 
 export interface TopicPartition {
   topic: string;
@@ -12,32 +11,50 @@ export function tpKey(tp: TopicPartition): string {
 }
 
 /**
- * One record waiting in a batch. `owner` is what settles its outcome (the producer's send()
- * call, which counts its records) and `index` the record's place in it: one shared owner
- * per call instead of a promise and a closure per record keeps send() cheap per record.
+ * The records one owner (the producer's send() call) has in one batch: `count` records that
+ * sit back to back in the batch, the call's records `first`, `first + 1`, ... or, when the
+ * call's records went to several partitions, the call indices listed in `indices`. One range
+ * per call and batch (not an object per record) is what settles the call when the batch
+ * completes. `timestamp` is the CreateTime of every record of the range unless `timestamps`
+ * lists them one by one (made only when they differ).
  */
-export interface PendingRecord<O = unknown> {
-  record: OutgoingRecord;
-  sizeBytes: number;
-  owner: O;
-  index: number;
+export interface SendRange<O = unknown> {
+  readonly owner: O;
+  readonly first: number;
+  count: number;
+  indices: number[] | undefined;
+  readonly timestamp: number;
+  timestamps: number[] | undefined;
 }
 
 /**
- * Records bound for one partition, sent together as one RecordBatch v2. A batch is closed
- * (accepts no more records) once it is full or drained; `attempts` counts sends, and a batch
- * that failed with a retriable error waits until `retryAtMs` before it is drained again.
+ * Records bound for one partition, sent together as one RecordBatch v2. Records are encoded
+ * into the batch's buffer as they are appended (RecordBatchBuilder, as Kafka's
+ * MemoryRecordsBuilder); what stays per record is only what send() returns. A batch is
+ * closed (accepts no more records) once it is full or drained; `attempts` counts sends,
+ * and a batch that failed with a retriable error waits until `retryAtMs` before it is
+ * drained again.
  */
 export class ProducerBatch<R = unknown> {
-  readonly records: PendingRecord<R>[] = [];
+  /** The send() calls with records here, in batch order (see SendRange). */
+  readonly ranges: SendRange<R>[] = [];
+  /** Bytes of the batch, uncompressed: the header plus every record as encoded. */
   sizeBytes = BATCH_HEADER_BYTES;
+  recordCount = 0;
   closed = false;
   attempts = 0;
   retryAtMs = 0;
   /** The retriable error of the last failed attempt, reported if delivery.timeout.ms runs out while it waits to retry. */
   lastError: Error | undefined;
-  /** The encoded batch, kept so that a retry resends the same bytes without re-compressing. */
+  /**
+   * The finished batch, kept so that a retry resends the same bytes without re-compressing.
+   * Set by RecordAccumulator.encode at the first send; gone once the batch is released.
+   */
   encoded: Buffer | undefined;
+  /** The records written so far; undefined once released (its buffer goes back to the pool). */
+  builder: RecordBatchBuilder | undefined;
+  /** The producer state in `encoded` is not the batch's any more (an epoch bump cleared it). */
+  restampNeeded = false;
   /**
    * Idempotence: the producer id, epoch and sequence of the first record, stamped when the
    * batch is first drained (-1 until then, and for a producer that is not idempotent). A
@@ -51,33 +68,45 @@ export class ProducerBatch<R = unknown> {
     readonly tp: TopicPartition,
     /** Monotonic ms when the first record arrived; linger.ms and delivery.timeout.ms count from here. */
     readonly createdMs: number,
-  ) {}
-
-  get recordCount(): number {
-    return this.records.length;
+    builder: RecordBatchBuilder,
+  ) {
+    this.builder = builder;
   }
 
   get hasSequence(): boolean {
     return this.baseSequence >= 0;
   }
 
-  /** Forgets the idempotence stamp (and the bytes carrying it): the next drain stamps it anew. */
+  /** Forgets the idempotence stamp: the next drain stamps it anew, into the same bytes (only the header changes). */
   clearSequence(): void {
     this.producerId = -1;
     this.producerEpoch = -1;
     this.baseSequence = -1;
-    this.encoded = undefined;
+    if (this.encoded) this.restampNeeded = true;
   }
 }
+
+/** Flags `RecordAccumulator.append` returns. */
+export const APPEND_NEW_BATCH = 1;
+export const APPEND_BATCH_FULL = 2;
 
 /** Whether a partition may not send now: a set of muted partition keys, or a test on its first queued batch. */
 export type MutedPartitions<R> = ReadonlySet<string> | ((key: string, first: ProducerBatch<R>) => boolean);
 
 export interface AccumulatorOptions {
-  /** Kafka's batch.size: a batch is sent once it holds this many bytes (estimated, uncompressed). */
+  /** Kafka's batch.size: a batch is sent once it holds this many bytes (uncompressed, as encoded). */
   batchSizeBytes: number;
   /** Kafka's linger.ms: how long a batch that is not full waits for more records. */
   lingerMs: number;
+  /** Kafka's compression.type, applied to each batch once, when it is first sent. Default "none". */
+  compression?: Compression;
+  /**
+   * Batch buffers are kept for reuse once their batch is done (as Kafka's BufferPool keeps
+   * batch.size buffers) while the buffers kept plus `bytesInUse` stay within this many bytes
+   * (the producer passes buffer.memory): a fresh buffer of a megabyte costs a page fault on
+   * every first touch of each page, a reused one does not. Default 0 (no reuse).
+   */
+  bufferPoolBytesMax?: number;
 }
 
 export interface ReadyResult {
@@ -99,10 +128,17 @@ export interface ReadyResult {
 export class RecordAccumulator<R = unknown> {
   private readonly queues = new Map<string, ProducerBatch<R>[]>();
   private bytesInUseValue = 0;
+  private readonly compression: Compression;
+  /** Free batch.size buffers (see AccumulatorOptions.bufferPoolBytesMax). */
+  private readonly pool: Buffer[] = [];
+  private readonly poolBytesMax: number;
+  private lastBatchValue: ProducerBatch<R> | undefined;
 
   constructor(private readonly options: AccumulatorOptions) {
     assert(options.batchSizeBytes > 0, "batchSizeBytes must be positive");
     assert(options.lingerMs >= 0, "lingerMs must be >= 0");
+    this.compression = options.compression ?? "none";
+    this.poolBytesMax = options.bufferPoolBytesMax ?? 0;
   }
 
   /** Bytes held by batches not yet completed (queued or in flight): what buffer.memory limits. */
@@ -117,39 +153,94 @@ export class RecordAccumulator<R = unknown> {
     return n;
   }
 
+  /** The batch the last append() wrote to. */
+  get lastBatch(): ProducerBatch<R> {
+    assert(this.lastBatchValue !== undefined, "lastBatch before any append");
+    return this.lastBatchValue;
+  }
+
   /**
-   * Adds a record to the partition's last open batch, or to a new batch when it does not fit.
-   * A record larger than batch.size gets a batch of its own. Returns the batch it joined and
-   * whether that batch is now full (so the caller may send without waiting for linger.ms).
+   * Encodes a record (its CreateTime `timestamp`, key, value, headers and `fieldsBytes` =
+   * recordFieldsBytes of them) into the partition's last open batch, or into a new batch
+   * when it does not fit there; a record larger than batch.size gets a batch of its own. The
+   * record is `owner`'s record number `index`. Returns APPEND_NEW_BATCH when a batch was
+   * started and APPEND_BATCH_FULL when the batch is now full (so the caller may send without
+   * waiting for linger.ms), or'ed; `lastBatch` is the batch. No object is made per record.
    */
-  append(tp: TopicPartition, pending: PendingRecord<R>, nowMs: number, key: string = tpKey(tp)): { batch: ProducerBatch<R>; batchFull: boolean; newBatch: boolean } {
+  append(
+    tp: TopicPartition,
+    key: string,
+    timestamp: number,
+    recordKey: Buffer | null,
+    value: Buffer | null,
+    headers: RecordHeader[] | undefined,
+    fieldsBytes: number,
+    owner: R,
+    index: number,
+    nowMs: number,
+  ): number {
     let q = this.queues.get(key);
     if (!q) {
       q = [];
       this.queues.set(key, q);
     }
     const last = q[q.length - 1];
-    let batch: ProducerBatch<R>;
-    let newBatch = false;
-    if (last && !last.closed && last.attempts === 0 && last.sizeBytes + pending.sizeBytes <= this.options.batchSizeBytes) {
-      batch = last;
-    } else {
-      if (last) last.closed = true;
-      batch = new ProducerBatch<R>(tp, nowMs);
-      q.push(batch);
-      newBatch = true;
+    let batch: ProducerBatch<R> | undefined;
+    let flags = 0;
+    let recordBytes = 0;
+    if (last && !last.closed && last.attempts === 0) {
+      recordBytes = last.builder!.recordBytes(timestamp, fieldsBytes);
+      if (last.sizeBytes + recordBytes <= this.options.batchSizeBytes) batch = last;
+      else last.closed = true;
+    } else if (last) {
+      last.closed = true;
     }
-    batch.records.push(pending);
-    batch.sizeBytes += pending.sizeBytes;
-    this.bytesInUseValue += pending.sizeBytes;
-    if (newBatch) this.bytesInUseValue += BATCH_HEADER_BYTES;
+    if (batch === undefined) {
+      // The first record of a batch has both deltas 0.
+      const bodyBytes = fieldsBytes + 2;
+      recordBytes = varintBytes(bodyBytes) + bodyBytes;
+      batch = new ProducerBatch<R>(tp, nowMs, this.newBuilder(BATCH_HEADER_BYTES + recordBytes));
+      q.push(batch);
+      this.bytesInUseValue += BATCH_HEADER_BYTES;
+      flags = APPEND_NEW_BATCH;
+    }
+    const written = batch.builder!.append(timestamp, recordKey, value, headers, fieldsBytes);
+    assert(written === recordBytes, "a record takes the bytes its batch predicted");
+    batch.sizeBytes += recordBytes;
+    batch.recordCount++;
+    this.bytesInUseValue += recordBytes;
+    addToRange(batch.ranges, owner, index, timestamp);
+    this.lastBatchValue = batch;
     // Full when the next record of the same size would not fit (Kafka closes a batch the
     // moment the next append fails; this anticipates it so the sender need not wait).
-    const batchFull = batch.sizeBytes + pending.sizeBytes > this.options.batchSizeBytes;
-    if (batchFull) batch.closed = true;
-    return { batch, batchFull, newBatch };
+    if (batch.sizeBytes + recordBytes > this.options.batchSizeBytes) {
+      batch.closed = true;
+      flags |= APPEND_BATCH_FULL;
+    }
+    return flags;
   }
 
+  /**
+   * The batch's bytes as sent, with its current producer state (producerId, epoch,
+   * baseSequence): built and compressed at the first call, kept for retries; after an
+   * epoch bump only the header is rewritten. A compressed batch gives its uncompressed
+   * buffer back to the pool at once.
+   */
+  encode(batch: ProducerBatch<R>): Buffer {
+    if (batch.encoded !== undefined) {
+      if (batch.restampNeeded) {
+        stampProducerState(batch.encoded, batch);
+        batch.restampNeeded = false;
+      }
+      return batch.encoded;
+    }
+    const builder = batch.builder;
+    assert(builder !== undefined, "a released batch cannot be encoded");
+    batch.closed = true;
+    batch.encoded = builder.build(batch);
+    if (this.compression !== "none") this.recycle(batch);
+    return batch.encoded;
+  }
   /** Which partitions have a batch to send now, and when the next one will by lingering. */
   ready(nowMs: number, flushing: boolean, muted: MutedPartitions<R>): ReadyResult {
     const ready: TopicPartition[] = [];
@@ -242,9 +333,60 @@ export class RecordAccumulator<R = unknown> {
     return out;
   }
 
-  /** Call once a batch is done (acknowledged, failed or expired) to give its bytes back. */
+  /**
+   * Call once a batch is done (acknowledged, failed or expired) to give its bytes back. Its
+   * buffer goes to the pool, so nothing may use `batch.encoded` afterwards (it is cleared):
+   * a batch is done only after its request was serialized and answered.
+   */
   release(batch: ProducerBatch<R>): void {
     this.bytesInUseValue -= batch.sizeBytes;
     assert(this.bytesInUseValue >= 0, "accumulator released more bytes than it held");
+    this.recycle(batch);
+    batch.encoded = undefined;
   }
+
+  /** Buffers waiting in the pool (for tests and metrics). */
+  get pooledBuffers(): number {
+    return this.pool.length;
+  }
+
+  private newBuilder(firstBatchBytes: number): RecordBatchBuilder {
+    const size = this.options.batchSizeBytes;
+    if (firstBatchBytes <= size) {
+      const pooled = this.pool.pop();
+      return new RecordBatchBuilder({ compression: this.compression, buffer: pooled ?? Buffer.allocUnsafeSlow(Math.max(size, BATCH_HEADER_BYTES)) });
+    }
+    return new RecordBatchBuilder({ compression: this.compression, capacityBytes: firstBatchBytes });
+  }
+
+  /** Takes the batch's builder and keeps its buffer for reuse when it is a batch.size buffer and the pool has room. */
+  private recycle(batch: ProducerBatch<R>): void {
+    const builder = batch.builder;
+    if (builder === undefined) return;
+    batch.builder = undefined;
+    const buffer = builder.buffer;
+    if (buffer.length === this.options.batchSizeBytes && this.bytesInUseValue + (this.pool.length + 1) * buffer.length <= this.poolBytesMax) this.pool.push(buffer);
+  }
+}
+
+/** Bytes of a zig-zag varint of a non-negative int32. */
+function varintBytes(value: number): number {
+  return value < 0x40 ? 1 : value < 0x2000 ? 2 : value < 0x100000 ? 3 : value < 0x8000000 ? 4 : 5;
+}
+
+/** Adds record `index` of `owner` (just appended as the batch's last record) to the batch's ranges. */
+function addToRange<R>(ranges: SendRange<R>[], owner: R, index: number, timestamp: number): void {
+  const range = ranges[ranges.length - 1];
+  if (range === undefined || range.owner !== owner) {
+    ranges.push({ owner, first: index, count: 1, indices: undefined, timestamp, timestamps: undefined });
+    return;
+  }
+  if (range.indices === undefined && index !== range.first + range.count) {
+    // The owner's records in between went to other partitions: list them one by one.
+    range.indices = Array.from({ length: range.count }, (_, k) => range.first + k);
+  }
+  if (range.indices !== undefined) range.indices.push(index);
+  if (range.timestamps === undefined && timestamp !== range.timestamp) range.timestamps = new Array<number>(range.count).fill(range.timestamp);
+  if (range.timestamps !== undefined) range.timestamps.push(timestamp);
+  range.count++;
 }

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
 import { silentLogger } from "@flotilla/common/logger";
-import { decodeBatches, readBatchHeader } from "@flotilla/protocol";
-import { RecordAccumulator, type ProducerBatch } from "./accumulator.js";
+import { decodeBatches, readBatchHeader, recordFieldsBytes } from "@flotilla/protocol";
+import { RecordAccumulator, tpKey, type ProducerBatch } from "./accumulator.js";
 import { Producer, incrementSequence, type ProducerOptions } from "./producer.js";
 import { MemoryBroker } from "./testing/memory-broker.js";
 
@@ -64,7 +64,8 @@ describe("idempotent producer: configuration", () => {
 
 describe("idempotent producer: sequences and retries", () => {
   it("numbers each partition's batches from 0 by record count, with one producer id and epoch", async () => {
-    const p = producer({ batchSizeBytes: 200, lingerMs: 0 });
+    // Records of 11 bytes as encoded: 3 to a 100-byte batch, so each call spans several batches.
+    const p = producer({ batchSizeBytes: 100, lingerMs: 0 });
     for (let round = 0; round < 5; round++) {
       await p.send({ topic: "t", messages: range(7, `r${round}-`).flatMap((v) => [{ value: v, partition: 0 }, { value: v, partition: 1 }]) });
     }
@@ -97,7 +98,8 @@ describe("idempotent producer: sequences and retries", () => {
   });
 
   it("keeps order when the first of several pipelined batches fails and those behind it come back out of order", async () => {
-    const p = producer({ batchSizeBytes: 120, lingerMs: 0, maxInFlightRequests: 5 });
+    // Records of 11 bytes as encoded: 2 to a 90-byte batch, 16 batches, more than 5 in flight.
+    const p = producer({ batchSizeBytes: 90, lingerMs: 0, maxInFlightRequests: 5 });
     // The first batch fails without being written; pipelined batches behind it are refused
     // by the broker as out of order until it went through.
     broker.failNext("produce", "NOT_LEADER_OR_FOLLOWER");
@@ -139,12 +141,13 @@ describe("idempotent producer: sequences and retries", () => {
 
 describe("accumulator with sequenced batches", () => {
   const tp = { topic: "t", partition: 0 };
-  const record = { key: null, value: Buffer.from("x"), headers: [], timestamp: 0 };
+  const value = Buffer.alloc(90, 120);
+  const append = (acc: RecordAccumulator): number => acc.append(tp, tpKey(tp), 0, null, value, undefined, recordFieldsBytes(null, value, undefined), undefined, 0, 0);
 
   function drainedBatches(acc: RecordAccumulator, n: number): ProducerBatch[] {
     const out: ProducerBatch[] = [];
     for (let i = 0; i < n; i++) {
-      acc.append(tp, { record, sizeBytes: 100, owner: undefined, index: 0 }, 0);
+      append(acc);
       const [b] = acc.drain([tp], 1 << 20);
       b!.producerId = 1;
       b!.producerEpoch = 0;
@@ -157,7 +160,7 @@ describe("accumulator with sequenced batches", () => {
   it("puts retries back in sequence order, ahead of new batches, whatever order they failed in", () => {
     const acc = new RecordAccumulator({ batchSizeBytes: 150, lingerMs: 0 });
     const [b0, b1, b2] = drainedBatches(acc, 3);
-    acc.append(tp, { record, sizeBytes: 100, owner: undefined, index: 0 }, 0); // a new batch, no sequence yet
+    append(acc); // a new batch, no sequence yet
     acc.reenqueue(b2!, 0);
     acc.reenqueue(b0!, 0);
     acc.reenqueue(b1!, 0);

@@ -1,10 +1,10 @@
 import { FlotillaError, assert, type ErrorName } from "@flotilla/common";
-import { BATCH_HEADER_BYTES, encodeBatch, errorFromFields, type Compression, type ProduceResponse } from "@flotilla/protocol";
-import { RecordAccumulator, tpKey, type PendingRecord, type ProducerBatch, type TopicPartition } from "./accumulator.js";
+import { BATCH_HEADER_BYTES, errorFromFields, recordFieldsBytes, type Compression, type ProduceResponse } from "@flotilla/protocol";
+import { APPEND_BATCH_FULL, APPEND_NEW_BATCH, RecordAccumulator, tpKey, type ProducerBatch, type SendRange, type TopicPartition } from "./accumulator.js";
 import type { Cluster } from "./cluster.js";
 import { checkInt, makeCluster, resolveCommon, type CommonClientOptions, type ResolvedCommon } from "./config.js";
-import { PartitionChooser, type PartitionerFn, type UnkeyedPartitioning } from "./partitioner.js";
-import { estimateRecordSizeBytes, toBuffer, toHeaders, type Bytes, type HeadersInput, type OutgoingRecord, type RecordHeader } from "./records.js";
+import { PartitionChooser, type ChooseArgs, type PartitionerFn, type UnkeyedPartitioning } from "./partitioner.js";
+import { recordBytesMax, toBuffer, toHeaders, type Bytes, type HeadersInput, type RecordHeader } from "./records.js";
 import { backoffMs, shouldRetry, withRetries } from "./retry.js";
 
 export type Acks = 0 | 1 | -1 | "all";
@@ -86,7 +86,9 @@ class SendCall {
   readonly promise: Promise<RecordMetadata[]>;
   private resolve!: (value: RecordMetadata[]) => void;
   private reject!: (error: Error) => void;
-  private readonly results: RecordMetadata[];
+  /** Made at the first success, not at send(), so that it is young when filled (cheaper for the GC). */
+  private results: RecordMetadata[] | undefined;
+  private readonly count: number;
   private remaining: number;
   private firstErrorIndex = Infinity;
   private firstError: Error | undefined;
@@ -96,7 +98,7 @@ class SendCall {
     readonly topic: string,
     count: number,
   ) {
-    this.results = new Array<RecordMetadata>(count);
+    this.count = count;
     this.remaining = count;
     this.promise = new Promise<RecordMetadata[]>((resolve, reject) => {
       this.resolve = resolve;
@@ -105,19 +107,37 @@ class SendCall {
     if (count === 0) this.finish();
   }
 
-  succeeded(index: number, partition: number, offset: number, timestamp: number): void {
+  /**
+   * The records of `range` were written at offsets `baseOffset`, `baseOffset + 1`, ... (-1
+   * for all with acks=0); `logAppendTimeMs` is the broker's append time, or -1 for CreateTime.
+   */
+  succeeded(range: SendRange, partition: number, baseOffset: number, logAppendTimeMs: number): void {
     if (this.done) return;
-    this.results[index] = { topic: this.topic, partition, offset, timestamp };
-    if (--this.remaining === 0) this.finish();
+    const { topic } = this;
+    const results = (this.results ??= new Array<RecordMetadata>(this.count));
+    const { first, count, indices, timestamp, timestamps } = range;
+    for (let k = 0; k < count; k++) {
+      results[indices === undefined ? first + k : indices[k]!] = {
+        topic,
+        partition,
+        offset: baseOffset < 0 ? -1 : baseOffset + k,
+        timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : timestamps === undefined ? timestamp : timestamps[k]!,
+      };
+    }
+    this.remaining -= count;
+    if (this.remaining === 0) this.finish();
   }
 
-  failed(index: number, error: Error): void {
+  failed(range: SendRange, error: Error): void {
     if (this.done) return;
+    // A range's indices grow, so its first is its lowest.
+    const index = range.indices === undefined ? range.first : range.indices[0]!;
     if (index < this.firstErrorIndex) {
       this.firstErrorIndex = index;
       this.firstError = error;
     }
-    if (--this.remaining === 0) this.finish();
+    this.remaining -= range.count;
+    if (this.remaining === 0) this.finish();
   }
 
   /** Fails the whole call now (its records could not all be queued). */
@@ -130,21 +150,36 @@ class SendCall {
   private finish(): void {
     this.done = true;
     if (this.firstError) this.reject(this.firstError);
-    else this.resolve(this.results);
+    else this.resolve(this.results ?? []);
   }
 }
 
 type Batch = ProducerBatch<SendCall>;
 
-/** A message placed on its partition, not yet queued. */
-interface Placed {
-  tp: TopicPartition;
-  key: string;
-  record: OutgoingRecord;
-  sizeBytes: number;
+/**
+ * The messages of one send() call, validated and placed on their partitions, not yet
+ * queued: one array per field rather than an object per record. The fast path of send()
+ * reuses one instance, since it places and queues without awaiting in between.
+ */
+class PlacedRecords {
+  count = 0;
+  /** Sum of the records' recordBytesMax: what buffer.memory must have room for. */
+  bytesMax = 0;
+  /** TopicPartition objects and keys of the topic, by partition, as of placing. */
+  tps: readonly { tp: TopicPartition; key: string }[] = [];
+  readonly keys: (Buffer | null)[] = [];
+  readonly values: (Buffer | null)[] = [];
+  readonly headers: (RecordHeader[] | undefined)[] = [];
+  readonly timestamps: number[] = [];
+  readonly partitions: number[] = [];
+  /** recordFieldsBytes of each record (see the protocol's RecordBatchBuilder). */
+  readonly fieldsBytes: number[] = [];
+  /** recordBytesMax of each record. */
+  readonly bytesMaxOf: number[] = [];
 }
 
-const NO_HEADERS: RecordHeader[] = [];
+/** Timestamps beyond ±2^51 ms could make a batch's timestamp deltas overflow the varlong the format allows. */
+const TIMESTAMP_MAGNITUDE_MAX_MS = 2 ** 51;
 /**
  * How long send() trusts the cached metadata of a topic before it goes through the cluster's
  * freshness check (and a refresh when due) again. Between checks, records are placed with
@@ -273,6 +308,10 @@ export class Producer {
   private readonly topicCheckedAtMs = new Map<string, number>();
   /** Per topic, one TopicPartition object and key per partition, reused by every record. */
   private readonly partitionsOf = new Map<string, { tp: TopicPartition; key: string }[]>();
+  /** send()'s fast path places into this one (it queues before anything else can run). */
+  private placedScratch = new PlacedRecords();
+  /** Arguments of PartitionChooser.choose, one object reused for every record. */
+  private readonly chooseArgs: ChooseArgs = { topic: "", key: null, value: null, partition: undefined, numPartitions: 0, recordSizeBytes: 0 };
 
   constructor(options: ProducerOptions) {
     this.common = resolveCommon(options, "producer");
@@ -307,7 +346,8 @@ export class Producer {
         `deliveryTimeoutMs (${this.deliveryTimeoutMs}) must be >= lingerMs + requestTimeoutMs (${this.lingerMs + this.common.requestTimeoutMs})`,
       );
     }
-    this.acc = new RecordAccumulator<SendCall>({ batchSizeBytes, lingerMs: this.lingerMs });
+    // Free batch buffers are kept for reuse within buffer.memory (see AccumulatorOptions).
+    this.acc = new RecordAccumulator<SendCall>({ batchSizeBytes, lingerMs: this.lingerMs, compression: this.compression, bufferPoolBytesMax: this.bufferMemoryBytes });
     this.chooser = new PartitionChooser({ unkeyed: options.unkeyedPartitioning ?? "sticky", custom: options.partitioner, batchSizeBytes }, this.common.random);
     this.cluster = makeCluster(this.common);
   }
@@ -324,24 +364,28 @@ export class Producer {
     // Fast path: no earlier call is still waiting, the topic's metadata was checked within
     // TOPIC_RECHECK_MS_MAX and the records fit in buffer.memory: queue them now, without
     // awaiting anything, so a send() costs no promise beyond the call's own.
+    let placedEarly: { placed: PlacedRecords; numPartitions: number } | undefined;
     if (this.appendsWaiting === 0 && request.messages.length > 0) {
       const info = this.cluster.cachedTopic(topic);
       const checkedAtMs = this.topicCheckedAtMs.get(topic);
       const nowMs = this.common.clock.monotonicMs();
       if (info && checkedAtMs !== undefined && nowMs - checkedAtMs < Math.min(TOPIC_RECHECK_MS_MAX, this.common.metadataMaxAgeMs)) {
-        let placed: Placed[];
+        const placed = this.placedScratch;
         try {
-          placed = this.place(request, info.partitions.length);
+          this.place(request, info.partitions.length, placed);
         } catch (err) {
           call.abort(err as Error);
           return call.promise;
         }
-        let bytes = 0;
-        for (const p of placed) bytes += p.sizeBytes;
-        if (this.acc.bytesInUse + bytes <= this.bufferMemoryBytes) {
+        if (this.acc.bytesInUse + placed.bytesMax <= this.bufferMemoryBytes) {
           this.enqueue(call, placed, 0, nowMs);
           return call.promise;
         }
+        // No room yet: the slow path takes these placed records over (placing them again
+        // would cost as much and move the sticky partitioner twice), and the fast path
+        // gets a new scratch.
+        placedEarly = { placed, numPartitions: info.partitions.length };
+        this.placedScratch = new PlacedRecords();
       }
     }
     // Slow path. Appends happen in call order, also when an earlier call waits for metadata
@@ -354,7 +398,7 @@ export class Producer {
     void (async () => {
       try {
         await previous;
-        await this.append(request, call);
+        await this.append(request, call, placedEarly);
       } catch (err) {
         call.abort(err as Error);
       } finally {
@@ -365,65 +409,108 @@ export class Producer {
     return call.promise;
   }
 
-  /** Validates and places every message (none is queued if one is bad). */
-  private place(request: SendRequest, numPartitions: number): Placed[] {
-    const { topic } = request;
+  /** Validates and places every message into `out` (none is queued if one is bad). */
+  private place(request: SendRequest, numPartitions: number, out: PlacedRecords): void {
+    const { topic, messages } = request;
     let tps = this.partitionsOf.get(topic);
     if (!tps || tps.length !== numPartitions) {
       tps = Array.from({ length: numPartitions }, (_, partition) => ({ tp: { topic, partition }, key: tpKey({ topic, partition }) }));
       this.partitionsOf.set(topic, tps);
     }
-    const placed: Placed[] = [];
+    out.tps = tps;
+    out.count = 0;
+    out.bytesMax = 0;
     const nowMs = this.common.clock.nowMs();
-    for (const m of request.messages) {
-      const record: OutgoingRecord = {
-        key: toBuffer(m.key),
-        value: toBuffer(m.value),
-        headers: m.headers ? toHeaders(m.headers) : NO_HEADERS,
-        timestamp: m.timestamp ?? nowMs,
-      };
-      const sizeBytes = estimateRecordSizeBytes(record);
+    const args = this.chooseArgs;
+    args.topic = topic;
+    args.numPartitions = numPartitions;
+    let bytesMax = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const key = toBuffer(m.key);
+      const value = toBuffer(m.value);
+      const headers = m.headers ? toHeaders(m.headers) : undefined;
+      let timestamp = nowMs;
+      if (m.timestamp !== undefined) {
+        timestamp = m.timestamp;
+        if (!Number.isSafeInteger(timestamp) || Math.abs(timestamp) > TIMESTAMP_MAGNITUDE_MAX_MS) {
+          throw new FlotillaError("INVALID_TIMESTAMP", `record ${i} for topic "${topic}" has timestamp ${String(timestamp)}; it must be an integer number of ms within ±2^51`);
+        }
+      }
+      const fieldsBytes = recordFieldsBytes(key, value, headers);
+      const sizeBytes = recordBytesMax(fieldsBytes);
       if (sizeBytes + BATCH_HEADER_BYTES > this.maxRequestSizeBytes || sizeBytes > this.bufferMemoryBytes) {
         throw new FlotillaError("MESSAGE_TOO_LARGE", `a record of about ${sizeBytes} bytes for topic "${topic}" is larger than maxRequestSizeBytes (${this.maxRequestSizeBytes}) or bufferMemoryBytes`);
       }
-      const partition = this.chooser.choose({ topic, key: record.key, value: record.value, partition: m.partition, numPartitions, recordSizeBytes: sizeBytes });
-      const known = tps[partition];
-      placed.push({ tp: known ? known.tp : { topic, partition }, key: known ? known.key : tpKey({ topic, partition }), record, sizeBytes });
+      args.key = key;
+      args.value = value;
+      args.partition = m.partition;
+      args.recordSizeBytes = sizeBytes;
+      out.partitions[i] = this.chooser.choose(args);
+      out.keys[i] = key;
+      out.values[i] = value;
+      out.headers[i] = headers;
+      out.timestamps[i] = timestamp;
+      out.fieldsBytes[i] = fieldsBytes;
+      out.bytesMaxOf[i] = sizeBytes;
+      bytesMax += sizeBytes;
     }
-    return placed;
+    args.key = null;
+    args.value = null;
+    out.count = messages.length;
+    out.bytesMax = bytesMax;
   }
 
-  /** Queues placed[from..] into the accumulator (the caller made sure they fit). */
-  private enqueue(call: SendCall, placed: readonly Placed[], from: number, nowMs: number, count = placed.length - from): void {
+  /** Queues placed records [from, from + count) into the accumulator (the caller made sure they fit). */
+  private enqueue(call: SendCall, placed: PlacedRecords, from: number, nowMs: number, count = placed.count - from): void {
+    const { tps } = placed;
     for (let i = from; i < from + count; i++) {
-      const p = placed[i]!;
-      const { batch, batchFull, newBatch } = this.acc.append(p.tp, { record: p.record, sizeBytes: p.sizeBytes, owner: call, index: i }, nowMs, p.key);
-      if (newBatch) this.track(batch);
-      if (batchFull) this.wakeup();
+      const { tp, key } = tps[placed.partitions[i]!]!;
+      const flags = this.acc.append(tp, key, placed.timestamps[i]!, placed.keys[i]!, placed.values[i]!, placed.headers[i], placed.fieldsBytes[i]!, call, i, nowMs);
+      if ((flags & APPEND_NEW_BATCH) !== 0) this.track(this.acc.lastBatch);
+      if ((flags & APPEND_BATCH_FULL) !== 0) this.wakeup();
     }
     this.wakeup();
   }
 
-  /** Slow path: looks up the topic, places the messages and queues them, waiting for buffer space as needed. */
-  private async append(request: SendRequest, call: SendCall): Promise<void> {
+  /**
+   * Slow path: looks up the topic, places the messages (unless the fast path did, for the
+   * same partition count) and queues them, as many at a time as buffer.memory has room
+   * for, waiting for space as needed.
+   */
+  private async append(request: SendRequest, call: SendCall, placedEarly?: { placed: PlacedRecords; numPartitions: number }): Promise<void> {
     const { topic } = request;
     const startMs = this.common.clock.monotonicMs();
     const blockDeadlineMs = startMs + this.maxBlockMs;
     const info = await withRetries(() => this.cluster.topic(topic, blockDeadlineMs), this.common.retry, this.common, { deadlineMs: blockDeadlineMs });
     this.topicCheckedAtMs.set(topic, this.common.clock.monotonicMs());
-    const placed = this.place(request, info.partitions.length);
-    for (let i = 0; i < placed.length; i++) {
-      const p = placed[i]!;
-      if (this.acc.bytesInUse + p.sizeBytes > this.bufferMemoryBytes) {
+    let placed: PlacedRecords;
+    if (placedEarly && placedEarly.numPartitions === info.partitions.length) {
+      placed = placedEarly.placed;
+    } else {
+      // Its own PlacedRecords: this call awaits between records, while others use the scratch one.
+      placed = new PlacedRecords();
+      this.place(request, info.partitions.length, placed);
+    }
+    // Each turn queues at least one record or waits (bounded by max.block.ms).
+    let next = 0;
+    while (next < placed.count) {
+      let end = next;
+      let bytes = 0;
+      while (end < placed.count && this.acc.bytesInUse + bytes + placed.bytesMaxOf[end]! <= this.bufferMemoryBytes) bytes += placed.bytesMaxOf[end++]!;
+      if (end === next) {
         try {
-          await this.waitForSpace(p.sizeBytes, blockDeadlineMs);
+          await this.waitForSpace(placed.bytesMaxOf[next]!, blockDeadlineMs);
         } catch (err) {
           // Records already queued still go out; their outcome is dropped with this call's error.
           this.wakeup();
           throw err;
         }
+        // There is room now, or nothing is outstanding (then the record goes in anyway).
+        end = next + 1;
       }
-      this.enqueue(call, placed, i, this.common.clock.monotonicMs(), 1);
+      this.enqueue(call, placed, next, this.common.clock.monotonicMs(), end - next);
+      next = end;
     }
     this.wakeup();
   }
@@ -709,9 +796,9 @@ export class Producer {
     try {
       const topics = new Map<string, { partition: number; records: Buffer }[]>();
       for (const b of batches) {
-        const encoded =
-          b.encoded ?? encodeBatch(b.records.map((r) => r.record), { compression: this.compression, producerId: b.producerId, producerEpoch: b.producerEpoch, baseSequence: b.baseSequence });
-        b.encoded = encoded;
+        // Encoded into its buffer at append; finished (compressed, header, CRC) once, at the
+        // first send, and re-stamped only if an epoch bump changed its producer state.
+        const encoded = this.acc.encode(b);
         const list = topics.get(b.tp.topic) ?? [];
         list.push({ partition: b.tp.partition, records: encoded });
         topics.set(b.tp.topic, list);
@@ -776,10 +863,11 @@ export class Producer {
   private succeed(batch: Batch, delivery: { offset: number; logAppendTimeMs: number }, completeNow: boolean): void {
     const { offset, logAppendTimeMs } = delivery;
     const { partition } = batch.tp;
-    const records = batch.records;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      r.owner.succeeded(r.index, partition, offset < 0 ? -1 : offset + i, logAppendTimeMs >= 0 ? logAppendTimeMs : r.record.timestamp);
+    // O(send() calls in the batch), plus the RecordMetadata per record that send() returns.
+    let at = 0;
+    for (const range of batch.ranges) {
+      range.owner.succeeded(range, partition, offset < 0 ? -1 : offset + at, logAppendTimeMs);
+      at += range.count;
     }
     if (completeNow) this.complete(batch);
   }
@@ -787,7 +875,7 @@ export class Producer {
   private fail(batch: Batch, error: Error): void {
     // A sequence that never reaches the leader leaves a gap every later batch would trip on.
     if (this.idempotent && batch.hasSequence) this.epochBumpPending = true;
-    for (const r of batch.records) r.owner.failed(r.index, error);
+    for (const range of batch.ranges) range.owner.failed(range, error);
     this.complete(batch);
   }
 
@@ -822,7 +910,7 @@ export class Producer {
       this.acc.reenqueue(batch, nowMs + waitMs);
       return;
     }
-    assert(batch.records.length > 0, "a sent batch has records");
+    assert(batch.recordCount > 0, "a sent batch has records");
     this.fail(batch, err);
   }
 }
