@@ -8,8 +8,13 @@
  * last record, and over the fetch phase only, from the first record to the last, which
  * leaves out metadata lookups, the group join and the first fetch's round trip
  * (`startupMs`). Bytes are keys plus values, as Kafka counts them.
+ *
+ * It reads through pollBatches(), the consumer's batch API, and walks every record of every
+ * batch with the batch's cursor, counting the record and its key and value bytes from the
+ * record itself (never from the batch header's count), as kafka-consumer-perf-test counts
+ * each record it is handed; it just does not ask for key and value views it would not use.
  */
-import { Consumer, GroupConsumer, type ConsumerRecord } from "@flotilla/client";
+import { Consumer, GroupConsumer, type ConsumerRecordBatches } from "@flotilla/client";
 import type { Logger } from "@flotilla/common/logger";
 import { ProgressWindow, throughput, type ThroughputFigures } from "./stats.js";
 
@@ -47,13 +52,26 @@ export interface ConsumePerfResult {
 const POLL_RECORDS_MAX = 10_000;
 const POLL_TIMEOUT_MS = 200;
 
-function bytesOf(records: readonly ConsumerRecord[]): number {
-  let n = 0;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    n += (r.value?.length ?? 0) + (r.key?.length ?? 0);
+/**
+ * Walks every record of `result`, up to `recordsMax`, and counts records and key + value
+ * bytes (a null key or value counts 0). Each record is read by the cursor, so a batch whose
+ * header claims more records than it holds fails (CORRUPT_MESSAGE) rather than inflate the
+ * count.
+ */
+export function countRecords(result: ConsumerRecordBatches, recordsMax: number): { records: number; bytes: number } {
+  let records = 0;
+  let bytes = 0;
+  for (const p of result.partitions) {
+    for (const batch of p.batches) {
+      const c = batch.cursor();
+      while (records < recordsMax && c.next()) {
+        records++;
+        if (c.keyLength > 0) bytes += c.keyLength;
+        if (c.valueLength > 0) bytes += c.valueLength;
+      }
+    }
   }
-  return n;
+  return { records, bytes };
 }
 
 export async function runConsumePerf(o: ConsumePerfOptions): Promise<ConsumePerfResult> {
@@ -92,9 +110,10 @@ export async function runConsumePerf(o: ConsumePerfOptions): Promise<ConsumePerf
     let lastRecordMs = performance.now();
     // Bounded by `messages` and by the idle timeout; each turn waits at most POLL_TIMEOUT_MS.
     while (records < o.messages) {
-      const batch = await consumer.poll({ timeoutMs: POLL_TIMEOUT_MS, maxRecords: Math.min(POLL_RECORDS_MAX, o.messages - records) });
+      const result = await consumer.pollBatches({ timeoutMs: POLL_TIMEOUT_MS, maxRecords: Math.min(POLL_RECORDS_MAX, o.messages - records) });
+      const got = countRecords(result, o.messages - records);
       const nowMs = performance.now();
-      if (batch.length === 0) {
+      if (got.records === 0) {
         if (nowMs - lastRecordMs >= idleTimeoutMs) {
           timedOut = true;
           break;
@@ -103,10 +122,9 @@ export async function runConsumePerf(o: ConsumePerfOptions): Promise<ConsumePerf
       }
       firstMs ??= nowMs;
       lastMs = lastRecordMs = nowMs;
-      const b = bytesOf(batch);
-      records += batch.length;
-      bytes += b;
-      window.add(batch.length, b, 0);
+      records += got.records;
+      bytes += got.bytes;
+      window.add(got.records, got.bytes, 0);
     }
   } finally {
     if (progress) clearInterval(progress);
