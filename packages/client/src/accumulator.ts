@@ -101,10 +101,10 @@ export interface AccumulatorOptions {
   /** Kafka's compression.type, applied to each batch once, when it is first sent. Default "none". */
   compression?: Compression;
   /**
-   * Batch buffers are kept for reuse once their batch is done (as Kafka's BufferPool keeps
-   * batch.size buffers) while the buffers kept plus `bytesInUse` stay within this many bytes
-   * (the producer passes buffer.memory): a fresh buffer of a megabyte costs a page fault on
-   * every first touch of each page, a reused one does not. Default 0 (no reuse).
+   * Bytes of batch buffers kept for reuse once their batch is done (as Kafka's BufferPool
+   * keeps batch.size buffers): a fresh buffer costs an allocation and, from a megabyte or
+   * so, a page fault on the first touch of each page; a reused one does not. Batches are
+   * made and done at about the same rate, so a few buffers absorb the churn. Default 0.
    */
   bufferPoolBytesMax?: number;
 }
@@ -365,7 +365,7 @@ export class RecordAccumulator<R = unknown> {
     if (builder === undefined) return;
     batch.builder = undefined;
     const buffer = builder.buffer;
-    if (buffer.length === this.options.batchSizeBytes && this.bytesInUseValue + (this.pool.length + 1) * buffer.length <= this.poolBytesMax) this.pool.push(buffer);
+    if (buffer.length === this.options.batchSizeBytes && (this.pool.length + 1) * buffer.length <= this.poolBytesMax) this.pool.push(buffer);
   }
 }
 

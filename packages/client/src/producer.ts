@@ -178,6 +178,8 @@ class PlacedRecords {
   readonly bytesMaxOf: number[] = [];
 }
 
+/** Free batch buffers the producer keeps for reuse, at most (see the constructor). */
+const BUFFER_POOL_BATCHES_MAX = 32;
 /** Timestamps beyond ±2^51 ms could make a batch's timestamp deltas overflow the varlong the format allows. */
 const TIMESTAMP_MAGNITUDE_MAX_MS = 2 ** 51;
 /**
@@ -346,8 +348,11 @@ export class Producer {
         `deliveryTimeoutMs (${this.deliveryTimeoutMs}) must be >= lingerMs + requestTimeoutMs (${this.lingerMs + this.common.requestTimeoutMs})`,
       );
     }
-    // Free batch buffers are kept for reuse within buffer.memory (see AccumulatorOptions).
-    this.acc = new RecordAccumulator<SendCall>({ batchSizeBytes, lingerMs: this.lingerMs, compression: this.compression, bufferPoolBytesMax: this.bufferMemoryBytes });
+    // Free batch buffers kept for reuse (see AccumulatorOptions): up to 32 batches' worth, as
+    // many as a few requests in flight to a few brokers complete at once, and at most a
+    // quarter of buffer.memory, the memory they take beyond it.
+    const bufferPoolBytesMax = Math.min(Math.floor(this.bufferMemoryBytes / 4), BUFFER_POOL_BATCHES_MAX * batchSizeBytes);
+    this.acc = new RecordAccumulator<SendCall>({ batchSizeBytes, lingerMs: this.lingerMs, compression: this.compression, bufferPoolBytesMax });
     this.chooser = new PartitionChooser({ unkeyed: options.unkeyedPartitioning ?? "sticky", custom: options.partitioner, batchSizeBytes }, this.common.random);
     this.cluster = makeCluster(this.common);
   }
