@@ -40,6 +40,43 @@ describe("Producer against an in-memory broker", () => {
     expect(stored("t", 1)).toEqual(Array.from({ length: 100 }, (_, i) => `${i}:v${i}`));
   });
 
+  it("answers each record of concurrent calls spread over partitions with its own partition, offset and timestamp", async () => {
+    const p = producer({ lingerMs: 20 });
+    // Call A alternates partitions 0 and 2 (so its records in each batch are not consecutive
+    // in the call), call B's records go to partition 0 between A's; timestamps differ by record.
+    const a = p.send({ topic: "t", messages: Array.from({ length: 6 }, (_, i) => ({ value: `a${i}`, partition: (i % 2) * 2, timestamp: 1000 + i, headers: { n: `${i}` } })) });
+    const b = p.send({ topic: "t", messages: [{ value: "b0", partition: 0 }, { key: null, value: null, partition: 0, timestamp: 500 }] });
+    const [ma, mb] = await Promise.all([a, b]);
+    expect(ma.map((m) => [m.partition, m.offset, m.timestamp])).toEqual([
+      [0, 0, 1000],
+      [2, 0, 1001],
+      [0, 1, 1002],
+      [2, 1, 1003],
+      [0, 2, 1004],
+      [2, 2, 1005],
+    ]);
+    expect(mb.map((m) => [m.partition, m.offset])).toEqual([
+      [0, 3],
+      [0, 4],
+    ]);
+    expect(mb[1]!.timestamp).toBe(500);
+    expect(stored("t", 0)).toEqual(["0:a0", "1:a2", "2:a4", "3:b0", "4:undefined"]);
+    const [batch] = decodeBatches(broker.topics.get("t")![2]![0]!.bytes);
+    expect(batch!.records.map((r) => [r.timestamp, r.headers[0]!.value!.toString()])).toEqual([
+      [1001, "1"],
+      [1003, "3"],
+      [1005, "5"],
+    ]);
+  });
+
+  it("rejects a timestamp that is not an integer ms within ±2^51 before queueing anything", async () => {
+    const p = producer();
+    await expect(p.send({ topic: "t", messages: [{ value: "ok", partition: 0 }, { value: "x", partition: 0, timestamp: 1.5 }] })).rejects.toThrow(/INVALID_TIMESTAMP/);
+    await expect(p.send({ topic: "t", messages: [{ value: "x", partition: 0, timestamp: 2 ** 52 }] })).rejects.toThrow(/INVALID_TIMESTAMP/);
+    await p.flush();
+    expect(stored("t", 0)).toEqual([]);
+  });
+
   it("sends full batches without waiting for linger.ms, and the rest on flush()", async () => {
     const p = producer({ lingerMs: 60_000, batchSizeBytes: 1000 });
     const value = "x".repeat(90);
