@@ -183,10 +183,11 @@ const BUFFER_POOL_BATCHES_MAX = 32;
 /** Timestamps beyond ±2^51 ms could make a batch's timestamp deltas overflow the varlong the format allows. */
 const TIMESTAMP_MAGNITUDE_MAX_MS = 2 ** 51;
 /**
- * How long send() trusts the cached metadata of a topic before it goes through the cluster's
- * freshness check (and a refresh when due) again. Between checks, records are placed with
- * the cached partition count, as Kafka's producer does; the sender refreshes metadata on any
- * leader error by itself.
+ * How long send() trusts the cached metadata of a topic before it asks the cluster's
+ * freshness check (and a refresh when due) again, in the background: as Kafka's producer
+ * does, records are placed with the cached partition count meanwhile, so that a due check
+ * does not send every call behind it down the slow path; the sender refreshes metadata on
+ * any leader error by itself.
  */
 const TOPIC_RECHECK_MS_MAX = 1000;
 
@@ -366,15 +367,17 @@ export class Producer {
     if (this.closing) return Promise.reject(new FlotillaError("INVALID_REQUEST", "send() after close()"));
     const { topic } = request;
     const call = new SendCall(topic, request.messages.length);
-    // Fast path: no earlier call is still waiting, the topic's metadata was checked within
-    // TOPIC_RECHECK_MS_MAX and the records fit in buffer.memory: queue them now, without
-    // awaiting anything, so a send() costs no promise beyond the call's own.
+    // Fast path: no earlier call is still waiting, the topic's metadata was checked through
+    // the cluster before (and is rechecked in the background every TOPIC_RECHECK_MS_MAX) and
+    // the records fit in buffer.memory: queue them now, without awaiting anything, so a
+    // send() costs no promise beyond the call's own.
     let placedEarly: { placed: PlacedRecords; numPartitions: number } | undefined;
     if (this.appendsWaiting === 0 && request.messages.length > 0) {
       const info = this.cluster.cachedTopic(topic);
       const checkedAtMs = this.topicCheckedAtMs.get(topic);
       const nowMs = this.common.clock.monotonicMs();
-      if (info && checkedAtMs !== undefined && nowMs - checkedAtMs < Math.min(TOPIC_RECHECK_MS_MAX, this.common.metadataMaxAgeMs)) {
+      if (info && checkedAtMs !== undefined) {
+        if (nowMs - checkedAtMs >= Math.min(TOPIC_RECHECK_MS_MAX, this.common.metadataMaxAgeMs)) this.recheckTopic(topic, nowMs);
         const placed = this.placedScratch;
         try {
           this.place(request, info.partitions.length, placed);
@@ -412,6 +415,19 @@ export class Producer {
       }
     })();
     return call.promise;
+  }
+
+  /**
+   * The background metadata check of a topic send() uses from the cache (one at a time per
+   * topic: the check time moves first). When it fails, the topic's next send() takes the
+   * slow path, which waits for metadata within max.block.ms and reports the error.
+   */
+  private recheckTopic(topic: string, nowMs: number): void {
+    this.topicCheckedAtMs.set(topic, nowMs);
+    this.cluster.topic(topic, nowMs + this.maxBlockMs).catch((err: unknown) => {
+      this.topicCheckedAtMs.delete(topic);
+      this.common.logger.debug({ topic, err: (err as Error).message }, "background metadata check of a topic failed");
+    });
   }
 
   /** Validates and places every message into `out` (none is queued if one is bad). */

@@ -65,8 +65,14 @@ export interface ProducePerfResult {
 
 const DEFAULT_RECORDS_PER_SEND = 100;
 const DEFAULT_BUFFER_MEMORY_BYTES = 32 * 1024 * 1024;
-/** Per-record bytes the producer's buffer accounting adds beyond the value (varints, attributes). */
-const RECORD_OVERHEAD_BYTES_ESTIMATE = 16;
+/**
+ * Per-record bytes the producer's buffer check counts beyond the value: its upper bound for
+ * a record with a null key and no headers (attributes, key, value length and header count,
+ * timestamp and offset deltas at their largest, the record length). Counting fewer makes
+ * the tool overrun the buffer, and every call that finds no room takes send()'s slower
+ * waiting path.
+ */
+const RECORD_OVERHEAD_BYTES_ESTIMATE = 24;
 
 /** `size` random uppercase letters, as Kafka's perf tool makes its payload. */
 export function randomPayload(size: number): Buffer {
