@@ -14,7 +14,11 @@ export interface ProducerOptions extends CommonClientOptions {
   acks?: Acks;
   /** Kafka's compression.type, applied per batch. Default "none". */
   compression?: Compression;
-  /** Kafka's batch.size: bytes (estimated, before compression) per partition batch. Default 16384. */
+  /**
+   * Kafka's batch.size: bytes per partition batch, as encoded before compression (records
+   * are encoded at send(), so the size is exact), and the size of the buffer each batch is
+   * written into. A larger record gets a batch of its own. Default 16384.
+   */
   batchSizeBytes?: number;
   /**
    * Kafka's linger.ms: how long a batch that is not full waits for more records. Default 5,
@@ -231,17 +235,19 @@ const METADATA_ERRORS = new Set([
 ]);
 
 /**
- * Sends records to topics. send() picks each record's partition, adds it to that partition's
- * open batch and returns a promise that settles when the broker acknowledged it. A sender
+ * Sends records to topics. send() picks each record's partition, encodes it into that
+ * partition's open batch (a RecordBatch v2 written record by record, as Kafka's
+ * MemoryRecordsBuilder does; per call and batch only a SendRange is kept, which settles the
+ * call) and returns a promise that settles when the broker acknowledged it. A sender
  * (driven by appends, timers and completions, not a polling loop) sends a partition's batch
  * once it is full (batch.size), has lingered linger.ms, or a flush() asked for it; it groups
- * ready batches by leader into one Produce request per broker, encoding each batch as one
- * RecordBatch v2. Retriable failures put the batch back at the front of its queue after a
+ * ready batches by leader into one Produce request per broker, finishing each batch once
+ * (compression, header, CRC) at its first send. Retriable failures put the batch back at the front of its queue after a
  * backoff and refresh the metadata; the batch fails once retries or delivery.timeout.ms run out.
  *
  * Idempotence (KIP-98, on by default). The producer asks any broker for a producer id
  * (InitProducerId) before its first batch. Each batch gets, when first drained, the producer
- * id, epoch and the partition's next sequence number; the bytes are encoded once and a
+ * id, epoch and the partition's next sequence number; the bytes are finished once and a
  * retry resends them unchanged, so the leader recognises a retry of a batch it already has
  * (answered with the original offsets) and refuses gaps. Up to 5 batches per partition are
  * in flight (the leader remembers a producer's last 5). When one fails with a retriable
@@ -257,7 +263,8 @@ const METADATA_ERRORS = new Set([
  * idempotent producer without transactions: it stops sending, waits for every in-flight
  * batch to settle, increments the epoch (a new producer id from InitProducerId once the
  * epoch would pass 32767), restarts every partition at sequence 0 and re-stamps the
- * queued batches in their order. Leaders accept a new epoch at sequence 0 and fence the old
+ * queued batches in their order (only their headers and CRCs are rewritten; compressed
+ * records are not compressed again). Leaders accept a new epoch at sequence 0 and fence the old
  * one. Like Kafka's, this path can duplicate a batch the old leader wrote whose answer was
  * lost before the bump; it is reached only after data loss on the broker side (unclean
  * election, retention of a producer's last batch) or a failed batch.
