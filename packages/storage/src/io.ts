@@ -1,6 +1,6 @@
-import { readSync } from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { open, unlink, type FileHandle } from "node:fs/promises";
-import { FlotillaError } from "@flotilla/common";
+import { FlotillaError, assert } from "@flotilla/common";
 
 /** An I/O failure as the operating error callers handle: KAFKA_STORAGE_ERROR naming the file. */
 export function storageError(operation: string, path: string, cause: unknown): FlotillaError {
@@ -68,6 +68,29 @@ export async function writeFully(handle: FileHandle, path: string, buf: Buffer, 
     } catch (err) {
       throw storageError("writing", path, err);
     }
+    done += bytesWritten;
+  }
+}
+
+/**
+ * writeFully without the thread pool, for log appends: a write lands in the page cache in
+ * microseconds (about 20 us for 16 KiB here, against about 70 us and a wake-up of a pool
+ * thread and then of the event loop for the async form). On a loaded machine those two
+ * thread hand-offs, once per append and serialized per partition, cost more than the
+ * write. The price: a write the kernel throttles (dirty-page write-back at its limit)
+ * blocks the event loop for that long, as a Kafka request handler thread would block.
+ */
+export function writeFullySync(handle: FileHandle, path: string, buf: Buffer, position: number): void {
+  let done = 0;
+  // Bounded: each pass writes at least one byte or throws.
+  while (done < buf.length) {
+    let bytesWritten: number;
+    try {
+      bytesWritten = writeSync(handle.fd, buf, done, buf.length - done, position + done);
+    } catch (err) {
+      throw storageError("writing", path, err);
+    }
+    assert(bytesWritten > 0, () => `write to ${path} wrote nothing`);
     done += bytesWritten;
   }
 }

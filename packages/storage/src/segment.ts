@@ -12,7 +12,7 @@ import {
   type BatchHeader,
 } from "@flotilla/protocol";
 import { OffsetIndex, TimeIndex, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES } from "./indexes.js";
-import { ByteWindow, isNotFound, readExactly, storageError, syncFile, unlinkIfExists, writeFully, writeWholeFile } from "./io.js";
+import { ByteWindow, isNotFound, readExactly, storageError, syncFile, unlinkIfExists, writeFullySync, writeWholeFile } from "./io.js";
 
 /**
  * One segment of a partition log: three files in the partition directory, all named by the
@@ -437,7 +437,8 @@ export class LogSegment {
   /**
    * Writes `buf` (whole, validated batches with offsets already assigned) at the end of the
    * .log with one write, then publishes it: indexes, offsets and `sizeBytes` move together,
-   * after the write, in one synchronous step.
+   * after the write, in one synchronous step. The write itself is synchronous (to the page
+   * cache; see writeFullySync for why and what it costs).
    */
   async append(buf: Buffer, batches: readonly AppendBatch[], nowMs: number): Promise<void> {
     assert(this.resident, () => `append to ${this.logPath}, which is not resident`);
@@ -445,7 +446,7 @@ export class LogSegment {
     const position = this.sizeBytes;
     const handle = this.requireHandle();
     try {
-      await writeFully(handle, this.logPath, buf, position);
+      writeFullySync(handle, this.logPath, buf, position);
     } catch (err) {
       // Cut any partial write so the file ends on a batch boundary again; if even that fails
       // the caller takes the log offline.
