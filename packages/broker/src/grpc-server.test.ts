@@ -38,6 +38,36 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close(1000);
 });
 
+describe("gRPC calls", () => {
+  it("aborts the handler's signal when the client cancels, not after a call it answered", async () => {
+    const signals: AbortSignal[] = [];
+    let release: (() => void) | undefined;
+    const api = new Proxy({} as BrokerApi, {
+      get: (_t, name) =>
+        name === "metadata"
+          ? async () => METADATA
+          : name === "fetch"
+            ? async (_req: unknown, signal: AbortSignal) => {
+                signals.push(signal);
+                if (signals.length === 2) await new Promise<void>((r) => (release = r));
+                return { throttleTimeMs: 0, errorCode: 0, errorMessage: "", sessionId: 0, topics: [] };
+              }
+            : async () => Promise.reject(new FlotillaError("UNSUPPORTED_VERSION", `fake broker has no ${String(name)}`)),
+    });
+    const server = await startBrokerGrpcServer({ api, host: "127.0.0.1", port: 0, logger: silentLogger() });
+    servers.push(server);
+    const client = new RawBrokerClient(`127.0.0.1:${server.port}`);
+    clients.push(client);
+    await client.fetch({} as never);
+    // A cancelled call: its deadline passes while the handler still waits.
+    expect(await client.call("Fetch", {}, 300).catch((e: unknown) => (e as FlotillaError).errorName)).toBe("REQUEST_TIMED_OUT");
+    for (let i = 0; i < 100 && !signals[1]?.aborted; i++) await new Promise((r) => setTimeout(r, 10));
+    release?.();
+    expect(signals[1]!.aborted).toBe(true);
+    expect(signals[0]!.aborted).toBe(false);
+  });
+});
+
 describe("one port for gRPC and Kafka", () => {
   it("serves a gRPC call and a Kafka ApiVersions request on the same port, side by side", async () => {
     const server = await start();

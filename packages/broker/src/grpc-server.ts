@@ -25,10 +25,19 @@ type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendU
 function unary(name: string, logger: Logger, run: (request: unknown, signal: AbortSignal) => Promise<unknown>): Unary {
   return (call, callback) => {
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort(CALL_CANCELLED));
+    // grpc-js emits "cancelled" when the stream closes, also after every answered call:
+    // abort only a call still running, not each finished one (an abort dispatches an event).
+    let answered = false;
+    call.on("cancelled", () => {
+      if (!answered) abort.abort(CALL_CANCELLED);
+    });
     run(call.request, abort.signal).then(
-      (response) => callback(null, response),
+      (response) => {
+        answered = true;
+        callback(null, response);
+      },
       (err: unknown) => {
+        answered = true;
         if (!(err instanceof FlotillaError)) logger.error({ err, rpc: name }, "unexpected error in request handler");
         callback(toServiceError(err) as grpc.ServiceError);
       },
