@@ -180,6 +180,18 @@ class PlacedRecords {
   readonly fieldsBytes: number[] = [];
   /** recordBytesMax of each record. */
   readonly bytesMaxOf: number[] = [];
+
+  /** Drops the entries past `count`. */
+  truncate(): void {
+    const n = this.count;
+    this.keys.length = n;
+    this.values.length = n;
+    this.headers.length = n;
+    this.timestamps.length = n;
+    this.partitions.length = n;
+    this.fieldsBytes.length = n;
+    this.bytesMaxOf.length = n;
+  }
 }
 
 /** Free batch buffers the producer keeps for reuse, at most (see the constructor). */
@@ -487,6 +499,8 @@ export class Producer {
     args.value = null;
     out.count = messages.length;
     out.bytesMax = bytesMax;
+    // The reused scratch must not hold on to the keys and values of a much larger earlier call.
+    if (out.keys.length > 2 * out.count && out.keys.length > 1024) out.truncate();
   }
 
   /** Queues placed records [from, from + count) into the accumulator (the caller made sure they fit). */
