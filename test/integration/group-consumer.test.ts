@@ -422,6 +422,36 @@ describe("GroupConsumer with the real coordinator engine", () => {
     expect(await a.committedOffsets()).toEqual([{ topic: "t", partition: 0, offset: 5 }]);
   });
 
+  it("pollBatches: batches count as consumed at once, commits send each partition's offset after its last batch, a restarted member goes on from there", async () => {
+    h.memory.createTopic("t", 2);
+    await produce("t", 30);
+    const a = member("batches", { autoCommit: false });
+    a.subscribe({ topics: ["t"] });
+    const seen: string[] = [];
+    for (let i = 0; i < 50 && seen.length < 30; i++) {
+      const r = await a.pollBatches({ timeoutMs: 200 });
+      for (const p of r.partitions) {
+        for (const batch of p.batches) {
+          const c = batch.cursor();
+          while (c.next()) seen.push(`${p.partition}/${c.offset}`);
+        }
+      }
+    }
+    expect(new Set(seen).size).toBe(30);
+    await a.commitOffsets();
+    const ends = [0, 1].map((p) => h.memory.logEndOffset("t", p));
+    expect((await a.committedOffsets()).map((o) => o.offset)).toEqual(ends);
+    await a.disconnect();
+    await produce("t", 4, "new");
+    const b = member("batches", { autoCommit: false });
+    b.subscribe({ topics: ["t"] });
+    const fresh: string[] = [];
+    for (let i = 0; i < 50 && fresh.length < 4; i++) {
+      for (const p of (await b.pollBatches({ timeoutMs: 200 })).partitions) for (const batch of p.batches) for (const r of batch.records()) fresh.push(r.value!.toString());
+    }
+    expect(fresh.sort()).toEqual(["new0", "new1", "new2", "new3"]);
+  });
+
   it("the groups CLI: list, describe with lag, reset-offsets refused while active and applied when empty, delete", async () => {
     h.memory.createTopic("t", 2);
     await produce("t", 20);
