@@ -311,6 +311,25 @@ describe("Consumer.pollBatches", () => {
     expect(results[0]!.partitions[0]!.batches[0]!.recordCount).toBe(2);
   });
 
+  it("fetches ahead while the caller holds data, up to about max.partition.fetch.bytes buffered, without a poll", async () => {
+    await produce(0, Array.from({ length: 10 }, (_, i) => `value-${i}`), 1); // 10 one-record batches of 77 bytes
+    const c = consumer({ autoOffsetReset: "earliest", maxPartitionFetchBytes: 3 * 77 });
+    await c.assign([{ topic: "t", partition: 0 }]);
+    const first = await pollBatchesN(c, 1, 1);
+    expect(first[0]!.partitions[0]!.batches.map((b) => [b.baseOffset, b.view.sizeBytes])).toEqual([[0, 77]]);
+    // No poll for a while: the first answer (batches 0-2) brought records, so the next fetch
+    // (3-5) went out at once; then more than 3 x 77 bytes were buffered and fetching stopped.
+    await new Promise((r) => setTimeout(r, 500));
+    const fetches = broker.calls.get("fetch") ?? 0;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(broker.calls.get("fetch") ?? 0).toBe(fetches);
+    // What was fetched ahead is handed out at once, even if the broker now fails every fetch;
+    // without fetching ahead only batches 1-2 of the first answer would be buffered.
+    broker.failNext("fetch", "NOT_LEADER_OR_FOLLOWER", { times: 1000 });
+    const buffered = await c.pollBatches({ timeoutMs: 0, maxRecords: 100 });
+    expect(walk([buffered]).map((x) => x.split(":")[0])).toEqual(["0@1", "0@2", "0@3", "0@4", "0@5"]);
+  });
+
   it("returns nothing from paused partitions, and the iterator and poll() read on after pollBatches()", async () => {
     await produce(0, ["a"]);
     await produce(1, ["b"]);

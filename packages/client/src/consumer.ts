@@ -149,6 +149,8 @@ interface PartitionState {
   bufferedHead: number;
   /** poll()'s place in buffered[bufferedHead]: its current record was already returned. */
   cursor: RecordCursor | undefined;
+  /** Bytes of the batches from bufferedHead on: what decides whether to fetch ahead. */
+  bufferedBytes: number;
   highWatermark: number;
   paused: boolean;
   /** Bumped by seek(), assign() and resets, so that answers to older fetches are dropped. */
@@ -177,12 +179,24 @@ const METADATA_ERRORS = new Set<ErrorName>([
 ]);
 
 /**
- * Reads records from assigned partitions (manual assignment; consumer groups come later).
+ * Reads records from assigned partitions (manual assignment; GroupConsumer builds on it).
  * Fetches are long-polls (fetch.max.wait.ms, fetch.min.bytes), at most one in flight per
- * broker, and only for partitions with nothing buffered, so memory stays within about
- * fetch.max.bytes per broker. Three ways to read: `poll()`, `for await (const m of consumer)`,
- * and `run({ eachMessage })` / `run({ eachBatch })`. Each record is returned once, in offset
- * order per partition; `position(tp)` is the offset of the next record to be returned.
+ * broker, so the leaders of different partitions are fetched from in parallel.
+ *
+ * Fetching ahead: a partition is fetched while it has at most max.partition.fetch.bytes of
+ * fetched batches buffered, and an answer that brought records is followed at once by the
+ * next fetch. So the next answer is on its way while the caller processes the last one
+ * (Kafka's consumer sends fetches before returning records for the same reason), and
+ * buffered memory stays below about 2 x max.partition.fetch.bytes per partition (plus one
+ * batch larger than the limit, which a broker still returns whole). Batches are buffered as
+ * fetched (RecordBatchView: CRC checked, decompressed once); a record is decoded only when
+ * it is returned.
+ *
+ * Ways to read: `poll()` (an object per record), `pollBatches()` (the fetched batches with
+ * lazy cursors, nothing per record), `for await (const m of consumer)`, and
+ * `run({ eachMessage })` / `run({ eachBatch })`. Each record is returned once, in offset
+ * order per partition; `position(tp)` is the offset after the last record returned (or
+ * after the last batch, with pollBatches()), from which fetching goes on.
  */
 export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly common: ResolvedCommon;
@@ -258,6 +272,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         buffered: [],
         bufferedHead: 0,
         cursor: undefined,
+        bufferedBytes: 0,
         highWatermark: -1,
         paused: false,
         generation: 0,
@@ -558,6 +573,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           }
           st.position = Math.max(st.position ?? 0, batch.lastOffset + 1);
           st.bufferedHead++;
+          st.bufferedBytes -= batch.view.sizeBytes;
           st.cursor = undefined;
         }
       } catch (err) {
@@ -609,6 +625,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           }
         }
         st.bufferedHead++;
+        st.bufferedBytes -= batch.view.sizeBytes;
         st.position = Math.max(st.position ?? 0, batch.lastOffset + 1);
         if (batch.recordCount === 0) continue;
         batches.push(batch);
@@ -639,7 +656,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const byLeader = new Map<number, { st: PartitionState; leaderEpoch: number }[]>();
     let leaderMissing = false;
     for (const st of this.partitions.values()) {
-      if (st.paused || st.fetchOffset === undefined || st.buffered.length > 0 || st.backoffUntilMs > nowMs) continue;
+      // Fetch ahead while less than a partition fetch's worth is buffered (see the class comment).
+      if (st.paused || st.fetchOffset === undefined || st.bufferedBytes > this.maxPartitionFetchBytes || st.backoffUntilMs > nowMs) continue;
       let leader: { nodeId: number; leaderEpoch: number };
       try {
         leader = this.cluster.leaderOf(st.tp.topic, st.tp.partition);
@@ -701,11 +719,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     } finally {
       if (this.inflightFetches.get(nodeId) === abort) this.inflightFetches.delete(nodeId);
     }
-    if (response && !this.closed) this.applyFetch(nodeId, response, sent);
+    // An answer with records is followed at once by the next fetch, while the caller works
+    // on these, within the buffered-bytes bound. An empty answer is not: the next poll()
+    // sends that fetch, so an idle consumer does not long-poll on its own.
+    if (response && !this.closed && this.applyFetch(nodeId, response, sent)) this.sendFetches();
     this.wake();
   }
 
-  private applyFetch(nodeId: number, response: FetchResponse, sent: { st: PartitionState; generation: number; fetchOffset: number }[]): void {
+  /** Buffers the answer's batches; true when some partition got records. */
+  private applyFetch(nodeId: number, response: FetchResponse, sent: { st: PartitionState; generation: number; fetchOffset: number }[]): boolean {
+    let gotRecords = false;
     const answers = new Map<string, FetchResponse["topics"][number]["partitions"][number]>();
     for (const t of response.topics) for (const p of t.partitions) answers.set(tpKey({ topic: t.name, partition: p.partition }), p);
     for (const { st, generation, fetchOffset } of sent) {
@@ -730,6 +753,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       const { batches, nextFetchOffset } = batchesFromFetch(views, fetchOffset);
       const { topic, partition } = st.tp;
+      const fresh: ConsumerRecordBatch[] = [];
       try {
         for (const { batch, fromOffset } of batches) {
           let from = fromOffset;
@@ -748,16 +772,23 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
             st.timestampFloor = undefined;
           }
           const b = new ConsumerRecordBatch(topic, partition, batch, from);
-          if (b.recordCount > 0) st.buffered.push(b);
+          if (b.recordCount > 0) fresh.push(b);
         }
       } catch (e) {
+        // Nothing of this answer is kept and the fetch offset stays: batches buffered
+        // before it are still returned, then the refetch meets the same error.
         this.fatal ??= e instanceof FlotillaError ? e : new FlotillaError("CORRUPT_MESSAGE", `${topic}-${partition}: ${String(e)}`, { cause: e });
-        clearBuffered(st);
         continue;
       }
+      for (const b of fresh) {
+        st.buffered.push(b);
+        st.bufferedBytes += b.view.sizeBytes;
+      }
+      if (fresh.length > 0) gotRecords = true;
       st.fetchOffset = nextFetchOffset;
       if (st.buffered.length === 0) st.position = nextFetchOffset;
     }
+    return gotRecords;
   }
 
   private onPartitionError(st: PartitionState, generation: number, err: FlotillaError): void {
@@ -808,6 +839,7 @@ function clearBuffered(st: PartitionState): void {
   st.buffered = [];
   st.bufferedHead = 0;
   st.cursor = undefined;
+  st.bufferedBytes = 0;
 }
 
 /** Records of `view` at or after `fromOffset`, by walking them. */
