@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BATCH_HEADER_BYTES, decodeBatch, encodeBatch, recordFieldsBytes, type Compression } from "@flotilla/protocol";
-import { APPEND_BATCH_FULL, APPEND_NEW_BATCH, RecordAccumulator, tpKey, type AccumulatorOptions, type ProducerBatch, type TopicPartition } from "./accumulator.js";
+import { APPEND_BATCH_FULL, APPEND_NEW_BATCH, BATCH_BUFFER_INITIAL_BYTES, RecordAccumulator, tpKey, type AccumulatorOptions, type ProducerBatch, type TopicPartition } from "./accumulator.js";
 
 const t0: TopicPartition = { topic: "t", partition: 0 };
 const t1: TopicPartition = { topic: "t", partition: 1 };
@@ -202,5 +202,25 @@ describe("RecordAccumulator", () => {
     const bytes = acc.encode(next);
     expect(encoded.some((e) => e.buffer === bytes.buffer)).toBe(true);
     expect(decodeBatch(bytes).records[0]!.value!.equals(Buffer.alloc(10, 90))).toBe(true);
+  });
+
+  it("starts a batch of a large batch.size in a small buffer that grows to exactly batch.size, and then reuses it", () => {
+    const batchSizeBytes = 300_000;
+    const acc = accumulator({ batchSizeBytes, lingerMs: 0, bufferPoolBytesMax: batchSizeBytes });
+    const first = add(acc, t0, 10, 0).batch;
+    expect(first.builder!.buffer.length).toBe(BATCH_BUFFER_INITIAL_BYTES);
+    // Fill it: 1000-byte records until the batch is full.
+    for (let i = 0; i < 1000 && acc.lastBatch === first && !first.closed; i++) add(acc, t0, 1000, 0, { tag: i % 250 });
+    expect(first.closed).toBe(true);
+    expect(first.builder!.buffer.length).toBe(batchSizeBytes);
+    const [drained] = acc.drain([t0], 1 << 30);
+    expect(drained).toBe(first);
+    const bytes = acc.encode(first);
+    expect(decodeBatch(bytes).records.length).toBe(first.recordCount);
+    acc.release(first);
+    expect(acc.pooledBuffers).toBe(1);
+    const next = add(acc, t0, 10, 0).batch;
+    expect(next.builder!.buffer.length).toBe(batchSizeBytes);
+    expect(acc.pooledBuffers).toBe(0);
   });
 });

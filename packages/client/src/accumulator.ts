@@ -86,6 +86,9 @@ export class ProducerBatch<R = unknown> {
   }
 }
 
+/** A new batch's buffer when no pooled one is free and batch.size is larger (see newBuilder). */
+export const BATCH_BUFFER_INITIAL_BYTES = 65_536;
+
 /** Flags `RecordAccumulator.append` returns. */
 export const APPEND_NEW_BATCH = 1;
 export const APPEND_BATCH_FULL = 2;
@@ -350,13 +353,18 @@ export class RecordAccumulator<R = unknown> {
     return this.pool.length;
   }
 
+  /**
+   * A builder for a new batch whose first record makes it `firstBatchBytes` long: in a
+   * pooled batch.size buffer when there is one; else in a new buffer of batch.size, or, for
+   * a batch.size above BATCH_BUFFER_INITIAL_BYTES, one of that size that grows by doubling
+   * up to batch.size (so that many partitions with a few records each do not hold a
+   * batch.size buffer each); a record larger than batch.size gets a buffer of its size.
+   */
   private newBuilder(firstBatchBytes: number): RecordBatchBuilder {
-    const size = this.options.batchSizeBytes;
-    if (firstBatchBytes <= size) {
-      const pooled = this.pool.pop();
-      return new RecordBatchBuilder({ compression: this.compression, buffer: pooled ?? Buffer.allocUnsafeSlow(Math.max(size, BATCH_HEADER_BYTES)) });
-    }
-    return new RecordBatchBuilder({ compression: this.compression, capacityBytes: firstBatchBytes });
+    const size = Math.max(this.options.batchSizeBytes, BATCH_HEADER_BYTES);
+    if (firstBatchBytes > size) return new RecordBatchBuilder({ compression: this.compression, capacityBytes: firstBatchBytes });
+    const buffer = this.pool.pop() ?? Buffer.allocUnsafeSlow(Math.min(size, Math.max(firstBatchBytes, BATCH_BUFFER_INITIAL_BYTES)));
+    return new RecordBatchBuilder({ compression: this.compression, buffer, growthLimitBytes: size });
   }
 
   /** Takes the batch's builder and keeps its buffer for reuse when it is a batch.size buffer and the pool has room. */

@@ -55,6 +55,12 @@ export interface RecordBatchBuilderOptions {
   buffer?: Buffer;
   /** Initial capacity when no buffer is given. Default 16384. */
   capacityBytes?: number;
+  /**
+   * The buffer grows by doubling, but not past this many bytes unless a record needs more
+   * (a producer passes batch.size, so a grown buffer is exactly batch.size and can be
+   * reused for the next batch). Default: no limit.
+   */
+  growthLimitBytes?: number;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -95,10 +101,12 @@ export class RecordBatchBuilder {
   private baseTimestampValue = 0;
   private maxTimestampValue = 0;
   private built = false;
+  private readonly growthLimitBytes: number;
   readonly compression: Compression;
 
   constructor(options: RecordBatchBuilderOptions = {}) {
     this.compression = options.compression ?? "none";
+    this.growthLimitBytes = options.growthLimitBytes ?? INT32_MAX;
     const buffer = options.buffer;
     if (buffer !== undefined) {
       assert(buffer.length >= BATCH_HEADER_BYTES, "a batch buffer must hold at least the header");
@@ -221,7 +229,7 @@ export class RecordBatchBuilder {
   }
 
   private grow(neededBytes: number): void {
-    const next = Buffer.allocUnsafe(Math.min(INT32_MAX, Math.max(neededBytes, this.buf.length * 2)));
+    const next = Buffer.allocUnsafeSlow(Math.max(neededBytes, Math.min(this.buf.length * 2, this.growthLimitBytes, INT32_MAX)));
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
   }
