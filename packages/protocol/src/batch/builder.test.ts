@@ -99,6 +99,20 @@ describe("RecordBatchBuilder", () => {
     expect(recordFieldsBytes(null, Buffer.from("abc"), [{ key: "é", value: null }])).toBe(7 + 4);
   });
 
+  it("grows its buffer by doubling up to growthLimitBytes, and past it only as far as a record needs", () => {
+    const builder = new RecordBatchBuilder({ capacityBytes: 100, growthLimitBytes: 300 });
+    const value = Buffer.alloc(60, 1);
+    builder.append(0, null, value);
+    expect(builder.buffer.length).toBe(200);
+    builder.append(0, null, value);
+    builder.append(0, null, value);
+    expect(builder.buffer.length).toBe(300);
+    builder.append(0, null, Buffer.alloc(400, 2));
+    expect(builder.buffer.length).toBe(builder.sizeBytes);
+    const records = [value, value, value, Buffer.alloc(400, 2)].map((v) => ({ key: null, value: v, timestamp: 0 }));
+    expect(builder.build().equals(encodeBatch(records))).toBe(true);
+  });
+
   it("refuses to build an empty batch", () => {
     expect(() => new RecordBatchBuilder().build()).toThrow(/at least one record/);
   });
