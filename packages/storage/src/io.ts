@@ -1,4 +1,4 @@
-import { readSync, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { FlotillaError, assert } from "@flotilla/common";
 
@@ -23,30 +23,6 @@ export async function readExactly(handle: FileHandle, path: string, position: nu
     let bytesRead: number;
     try {
       ({ bytesRead } = await handle.read(buf, done, length - done, position + done));
-    } catch (err) {
-      throw storageError("reading", path, err);
-    }
-    if (bytesRead === 0) {
-      throw new FlotillaError("STORAGE_CORRUPT", `${path} ends at byte ${position + done}, expected at least ${position + length} bytes`);
-    }
-    done += bytesRead;
-  }
-  return buf;
-}
-
-/**
- * readExactly without the thread pool: for bytes the caller knows are in the page cache
- * (the tail of the active segment, just written). An async read is a round trip through
- * libuv's pool, one more thread to schedule on a loaded machine, on the path of every fetch
- * that waits at the log end; a positional read from the page cache takes microseconds.
- */
-export function readExactlySync(handle: FileHandle, path: string, position: number, length: number, into?: Buffer): Buffer {
-  const buf = into ?? Buffer.allocUnsafe(length);
-  let done = 0;
-  while (done < length) {
-    let bytesRead: number;
-    try {
-      bytesRead = readSync(handle.fd, buf, done, length - done, position + done);
     } catch (err) {
       throw storageError("reading", path, err);
     }
@@ -149,7 +125,7 @@ export async function unlinkIfExists(path: string): Promise<boolean> {
  * A sliding view of a byte range [0, end) of a file, refilled by one positional read when a
  * request falls outside it. With `scratch`, the same buffer is refilled (for scans whose
  * bytes are not handed out); otherwise each refill is a fresh buffer that callers may keep
- * slices of. With `sync`, refills read synchronously (see readExactlySync).
+ * slices of.
  */
 export class ByteWindow {
   buf: Buffer = Buffer.alloc(0);
@@ -161,14 +137,10 @@ export class ByteWindow {
     private readonly path: string,
     private readonly end: number,
     private readonly windowBytes: number,
-    options: { reuse?: boolean; sync?: boolean } = {},
+    options: { reuse?: boolean } = {},
   ) {
     if (options.reuse) this.scratch = Buffer.allocUnsafe(0);
-    this.sync = options.sync ?? false;
   }
-
-  /** Refills with readExactlySync (page-cache-hot ranges only). */
-  private readonly sync: boolean;
 
   /** Makes [pos, pos + length) resident and returns its index in `buf`. Reads at most `windowBytes` (or `length`) bytes. */
   async at(pos: number, length: number, windowBytes = this.windowBytes): Promise<number> {
@@ -182,7 +154,7 @@ export class ByteWindow {
       if (this.scratch.length < want) this.scratch = Buffer.allocUnsafe(want);
       into = this.scratch.subarray(0, want);
     }
-    this.buf = this.sync ? readExactlySync(this.handle, this.path, pos, want, into) : await readExactly(this.handle, this.path, pos, want, into);
+    this.buf = await readExactly(this.handle, this.path, pos, want, into);
     this.start = pos;
     return 0;
   }

@@ -32,14 +32,6 @@ const DELETED_SUFFIX = ".deleted";
 export const OPEN_SEGMENTS_MAX_DEFAULT = 4;
 /** Relative offsets in the indexes are int32. */
 const RELATIVE_OFFSET_MAX = 0x7fffffff;
-/**
- * Reads that start within this many bytes of the active segment's end are served with a
- * synchronous pread: those bytes were written moments ago and sit in the page cache, and
- * fetches waiting at the log end (followers, tailing consumers) are the latency path. A
- * read further back goes through the thread pool, so a consumer catching up from cold
- * data never blocks the event loop on the disk.
- */
-export const HOT_TAIL_BYTES = 8 * 1024 * 1024;
 /** How often a long recovery logs its progress. */
 const RECOVERY_PROGRESS_INTERVAL_MS = 5000;
 
@@ -665,8 +657,7 @@ export class PartitionLog {
         if (offset >= segment.nextOffset) continue;
         await this.acquire(segment);
         try {
-          const hot = i === segments.length - 1 ? { hotTailBytes: HOT_TAIL_BYTES } : {};
-          const result = await segment.read(offset, { maxBytes: options.maxBytes, maxOffsetExclusive, minOneBatch: options.minOneBatch ?? false, end, ...hot });
+          const result = await segment.read(offset, { maxBytes: options.maxBytes, maxOffsetExclusive, minOneBatch: options.minOneBatch ?? false, end });
           if (result !== undefined) return result;
         } finally {
           this.release(segment);

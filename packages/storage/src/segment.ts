@@ -562,15 +562,11 @@ export class LogSegment {
    * sized to cover the walk and the answer; the records returned are a slice of it.
    * Returns undefined when `offset` is not below `end`'s last offset.
    */
-  async read(offset: number, options: { maxBytes: number; maxOffsetExclusive: number; minOneBatch: boolean; end: number; hotTailBytes?: number }): Promise<SegmentReadResult | undefined> {
+  async read(offset: number, options: { maxBytes: number; maxOffsetExclusive: number; minOneBatch: boolean; end: number }): Promise<SegmentReadResult | undefined> {
     const { maxBytes, maxOffsetExclusive, minOneBatch, end } = options;
     const handle = this.requireHandle();
     const start = this.walkStart(offset);
-    // A read that starts within the last `hotTailBytes` of the segment (the caller passes it
-    // for the active segment only) reads bytes written moments ago, from the page cache:
-    // read them synchronously rather than through the thread pool.
-    const sync = options.hotTailBytes !== undefined && end - start.position <= options.hotTailBytes;
-    const window = new ByteWindow(handle, this.logPath, end, this.settings.indexIntervalBytes + maxBytes + BATCH_HEADER_BYTES, { sync });
+    const window = new ByteWindow(handle, this.logPath, end, this.settings.indexIntervalBytes + maxBytes + BATCH_HEADER_BYTES);
     const first = await this.walk(window, end, start, (_base, last) => last >= offset);
     if (first === undefined) return undefined;
     const empty = { records: Buffer.alloc(0), firstOffset: offset, nextOffset: offset };
