@@ -11,6 +11,10 @@
  * 1 MiB buffer.memory keeps that drain short (at 32 MiB, Kafka's default, a data path doing
  * 5,000 records/s would queue a minute of 100-byte records, and latency would measure only
  * that queue). 1 MiB still holds 4 times what 3 partitions x 5 in-flight 16 KiB batches need.
+ * Two more runs (100 B, acks=all, no compression, 1 and 3 producers) use the producer settings
+ * Kafka's tuning guides give for throughput (a larger batch.size and linger.ms, and the
+ * buffer.memory to keep them full): the default 16 KiB batch measures how Flotilla behaves
+ * as configured out of the box, the large one what its data path carries per request.
  * A short unreported warm-up run first lets the brokers' JIT compile the hot path, so the
  * first cell of the matrix is not also the cold one. Producers run in worker processes started once (a pool
  * of 3; one-producer runs use the first), so the bench process itself only samples memory.
@@ -58,6 +62,10 @@ export type Latency = Record<string, number>;
 export interface ProduceRow {
   name: string;
   topic: string;
+  /** The producer settings of the run (the defaults, or the throughput-tuned ones). */
+  batchSizeBytes: number;
+  lingerMs: number;
+  bufferMemoryBytes: number;
   recordSizeBytes: number;
   acks: "1" | "all";
   compression: Compression;
@@ -109,7 +117,7 @@ export interface NatsRow {
   latencyMs: Latency;
   errors: number;
   error?: string;
-  /** The Flotilla run with the same size and producers, acks=all, no compression. */
+  /** The Flotilla run with the same size and producers, acks=all, no compression, default batch.size. */
   flotillaRecordsPerSec: number | undefined;
   /** Flotilla records/s divided by JetStream's. */
   ratio: number | undefined;
@@ -153,6 +161,9 @@ const BATCH_SIZE_BYTES = 16_384;
 const LINGER_MS = 5;
 const BUFFER_MEMORY_BYTES = 1024 * 1024;
 const RECORDS_PER_SEND = 100;
+/** The throughput-tuned producer settings (see the header comment). */
+const TUNED = { batchSizeBytes: 256 * 1024, lingerMs: 10, bufferMemoryBytes: 16 * 1024 * 1024 } as const;
+const TUNED_PRODUCER_COUNTS = [1, 3] as const;
 const E2E_RECORDS_PER_SEC = 10_000;
 const NATS_INFLIGHT_MAX = 4096;
 /**
@@ -190,8 +201,24 @@ const sizeName = (b: number): string => (b === 1024 ? "1KiB" : `${b}B`);
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const round = (x: number, d = 1): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 
-function produceTopic(size: number, acks: string, compression: string, producers: number): string {
-  return `bench-${sizeName(size)}-acks${acks}-${compression}-p${producers}`;
+function produceTopic(size: number, acks: string, compression: string, producers: number, tuned = false): string {
+  return `bench-${sizeName(size)}-acks${acks}-${compression}-p${producers}${tuned ? "-tuned" : ""}`;
+}
+
+interface ProduceRun {
+  size: number;
+  acks: "1" | "all";
+  compression: Compression;
+  producers: number;
+  tuned: boolean;
+}
+
+/** The producer matrix in run order: the default-settings runs, then the tuned ones. */
+function produceRuns(): ProduceRun[] {
+  const runs: ProduceRun[] = [];
+  for (const size of RECORD_SIZES) for (const acks of ACKS) for (const compression of COMPRESSIONS) for (const producers of PRODUCER_COUNTS) runs.push({ size, acks, compression, producers, tuned: false });
+  for (const producers of TUNED_PRODUCER_COUNTS) runs.push({ size: 100, acks: "all", compression: "none", producers, tuned: true });
+  return runs;
 }
 
 /** The report's file name stem: an ISO time without ':' and '.'. */
@@ -287,7 +314,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
 
     // Every topic up front, in one request: creation waits for leaders, once.
     const topics: string[] = [];
-    for (const size of RECORD_SIZES) for (const acks of ACKS) for (const compression of COMPRESSIONS) for (const producers of PRODUCER_COUNTS) topics.push(produceTopic(size, acks, compression, producers));
+    for (const r of produceRuns()) topics.push(produceTopic(r.size, r.acks, r.compression, r.producers, r.tuned));
     const e2eTopic = "bench-e2e-100B";
     const warmUpTopic = "bench-warm-up";
     topics.push(e2eTopic, warmUpTopic);
@@ -319,59 +346,55 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
     }
 
     // Producer matrix.
-    for (const size of RECORD_SIZES) {
-      for (const acks of ACKS) {
-        for (const compression of COMPRESSIONS) {
-          for (const producers of PRODUCER_COUNTS) {
-            checkAbort();
-            const topic = produceTopic(size, acks, compression, producers);
-            const name = `produce ${sizeName(size)} acks=${acks} ${compression} x${producers}`;
-            log(`bench: ${name}`);
-            brokerRss.take();
-            try {
-              const r = await producePerf(
-                {
-                  bootstrapServers: bootstrap,
-                  topic,
-                  numRecords: sizes.produceRecordsMax(size),
-                  recordSizeBytes: size,
-                  throughput: -1,
-                  acks: acks === "all" ? "all" : (1 as Acks),
-                  batchSizeBytes: BATCH_SIZE_BYTES,
-                  lingerMs: LINGER_MS,
-                  compression,
-                  recordsPerSend: RECORDS_PER_SEND,
-                  bufferMemoryBytes: BUFFER_MEMORY_BYTES,
-                  maxDurationMs: sizes.produceDurationMs,
-                },
-                producers,
-                progress(name),
-                pool,
-              );
-              report.produce.push({
-                name,
-                topic,
-                recordSizeBytes: size,
-                acks,
-                compression,
-                producers,
-                records: r.throughput.records,
-                recordsPerSec: round(r.throughput.recordsPerSec),
-                mbPerSec: round(r.throughput.mbPerSec, 2),
-                latencyMs: roundLatency(r.latency),
-                errors: r.errors,
-                ...(r.firstError !== undefined ? { error: r.firstError } : {}),
-                brokerRssMaxMiB: brokerRss.take(),
-              });
-            } catch (err) {
-              report.produce.push({ name, topic, recordSizeBytes: size, acks, compression, producers, records: 0, recordsPerSec: 0, mbPerSec: 0, latencyMs: {}, errors: 0, error: errorText(err), brokerRssMaxMiB: brokerRss.take() });
-              log(`bench: ${name} failed: ${errorText(err)}`);
-              // A failed pool job kills the pool: start a fresh one for the next runs.
-              pool?.close();
-              pool = await startProducerPool(PRODUCERS_MAX, { execArgv: profFlags });
-            }
-          }
-        }
+    for (const { size, acks, compression, producers, tuned } of produceRuns()) {
+      checkAbort();
+      const settings = tuned ? TUNED : { batchSizeBytes: BATCH_SIZE_BYTES, lingerMs: LINGER_MS, bufferMemoryBytes: BUFFER_MEMORY_BYTES };
+      const topic = produceTopic(size, acks, compression, producers, tuned);
+      const name = `produce ${sizeName(size)} acks=${acks} ${compression} x${producers}${tuned ? ` batch.size=${settings.batchSizeBytes / 1024}KiB` : ""}`;
+      log(`bench: ${name}`);
+      brokerRss.take();
+      try {
+        const r = await producePerf(
+          {
+            bootstrapServers: bootstrap,
+            topic,
+            numRecords: sizes.produceRecordsMax(size),
+            recordSizeBytes: size,
+            throughput: -1,
+            acks: acks === "all" ? "all" : (1 as Acks),
+            batchSizeBytes: settings.batchSizeBytes,
+            lingerMs: settings.lingerMs,
+            compression,
+            recordsPerSend: RECORDS_PER_SEND,
+            bufferMemoryBytes: settings.bufferMemoryBytes,
+            maxDurationMs: sizes.produceDurationMs,
+          },
+          producers,
+          progress(name),
+          pool,
+        );
+        report.produce.push({
+          name,
+          topic,
+          ...settings,
+          recordSizeBytes: size,
+          acks,
+          compression,
+          producers,
+          records: r.throughput.records,
+          recordsPerSec: round(r.throughput.recordsPerSec),
+          mbPerSec: round(r.throughput.mbPerSec, 2),
+          latencyMs: roundLatency(r.latency),
+          errors: r.errors,
+          ...(r.firstError !== undefined ? { error: r.firstError } : {}),
+          brokerRssMaxMiB: brokerRss.take(),
+        });
+      } catch (err) {
+        report.produce.push({ name, topic, ...settings, recordSizeBytes: size, acks, compression, producers, records: 0, recordsPerSec: 0, mbPerSec: 0, latencyMs: {}, errors: 0, error: errorText(err), brokerRssMaxMiB: brokerRss.take() });
+        log(`bench: ${name} failed: ${errorText(err)}`);
+        // A failed pool job kills the pool: start a fresh one for the next runs.
+        pool?.close();
+        pool = await startProducerPool(PRODUCERS_MAX, { execArgv: profFlags });
       }
     }
 
@@ -488,7 +511,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
           checkAbort();
           const name = `jetstream ${sizeName(size)} R3 x${producers}`;
           log(`bench: ${name}`);
-          const flotilla = report.produce.find((r) => r.recordSizeBytes === size && r.acks === "all" && r.compression === "none" && r.producers === producers && !r.error);
+          const flotilla = report.produce.find((r) => r.recordSizeBytes === size && r.acks === "all" && r.compression === "none" && r.producers === producers && r.batchSizeBytes === BATCH_SIZE_BYTES && !r.error);
           natsRss.take();
           try {
             const results = await natsPool!.run({

@@ -28,11 +28,13 @@ describe("pnpm bench --quick", () => {
     expect(fs.existsSync(jsonPath)).toBe(true);
     expect(fs.existsSync(mdPath)).toBe(true);
     const fromDisk = JSON.parse(fs.readFileSync(jsonPath, "utf8")) as BenchReport;
-    expect(fromDisk.produce).toHaveLength(16);
+    expect(fromDisk.produce).toHaveLength(18);
 
-    // 2 sizes x 2 acks x 2 compressions x 2 producer counts, each with figures.
-    const combos = new Set(report.produce.map((r) => `${r.recordSizeBytes}/${r.acks}/${r.compression}/${r.producers}`));
-    expect(combos.size).toBe(16);
+    // 2 sizes x 2 acks x 2 compressions x 2 producer counts with the default producer
+    // settings, plus 100 B acks=all uncompressed x 1 and 3 producers with the tuned ones.
+    const combos = new Set(report.produce.map((r) => `${r.recordSizeBytes}/${r.acks}/${r.compression}/${r.producers}/${r.batchSizeBytes}`));
+    expect(combos.size).toBe(18);
+    expect(report.produce.filter((r) => r.batchSizeBytes > report.settings.batchSizeBytes).map((r) => `${r.recordSizeBytes}/${r.acks}/${r.compression}/${r.producers}`)).toEqual(["100/all/none/1", "100/all/none/3"]);
     for (const r of report.produce) {
       expect(r.error, `${r.name}: ${r.error}`).toBeUndefined();
       expect(r.records).toBeGreaterThan(0);
