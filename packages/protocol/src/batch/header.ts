@@ -111,9 +111,10 @@ export function writeBatchCrc(buf: Buffer, pos: number, size: number): void {
 /**
  * Checks the batch at `pos` in `buf` is whole and sound: at least a header, magic 2,
  * its length within the buffer, and the CRC right. Returns the header and size, or
- * throws CORRUPT_MESSAGE / BATCH_TRUNCATED naming what is wrong.
+ * throws CORRUPT_MESSAGE / BATCH_TRUNCATED naming what is wrong. `verifyCrc` false checks
+ * the frame alone (for a reader told to skip CRCs, as Kafka's check.crcs=false).
  */
-export function validateBatchAt(buf: Buffer, pos: number): { header: BatchHeader; size: number } {
+export function validateBatchAt(buf: Buffer, pos: number, verifyCrc = true): { header: BatchHeader; size: number } {
   const remaining = buf.length - pos;
   if (remaining < BATCH_HEADER_BYTES) {
     throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} has ${remaining} bytes, fewer than the ${BATCH_HEADER_BYTES}-byte header`);
@@ -129,7 +130,7 @@ export function validateBatchAt(buf: Buffer, pos: number): { header: BatchHeader
   if (size > remaining) {
     throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} declares ${size} bytes but only ${remaining} are present`);
   }
-  const crc = computeBatchCrc(buf, pos, size);
+  const crc = verifyCrc ? computeBatchCrc(buf, pos, size) : header.crc;
   if (crc !== header.crc) {
     throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} fails its CRC32C check (stored ${header.crc.toString(16)}, computed ${crc.toString(16)})`);
   }

@@ -1,7 +1,7 @@
 import { FlotillaError, assert } from "@flotilla/common";
 import { VARINT_BYTES_MAX, VARLONG_BYTES_MAX } from "../varint.js";
 import { decompress, type Compression } from "./compression.js";
-import { ATTR_CONTROL, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL, BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2, batchSizeAt, readBatchHeader, validateBatchAt, type BatchHeader } from "./header.js";
+import { ATTR_CONTROL, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL, BATCH_HEADER_BYTES, batchSizeAt, validateBatchAt, type BatchHeader } from "./header.js";
 import {
   RECORD_BYTES_MIN,
   compressionFromAttributes,
@@ -56,7 +56,7 @@ export class RecordBatchView {
 
   constructor(buf: Buffer, pos = 0, options: DecodeBatchOptions = {}) {
     assert(Number.isInteger(pos) && pos >= 0 && pos <= buf.length, "RecordBatchView position outside the buffer");
-    const { header, size } = (options.verifyCrc ?? true) ? validateBatchAt(buf, pos) : checkFrame(buf, pos);
+    const { header, size } = validateBatchAt(buf, pos, options.verifyCrc ?? true);
     const where = `record batch at byte ${pos}`;
     this.header = header;
     this.sizeBytes = size;
@@ -349,29 +349,6 @@ export class RecordCursor {
     this.after = p;
     return u % 2 === 1 ? -(u + 1) / 2 : u / 2;
   }
-}
-
-/** Checks a batch's frame (whole, magic 2, sane length and counts) without its CRC. */
-function checkFrame(buf: Buffer, pos: number): { header: BatchHeader; size: number } {
-  const remaining = buf.length - pos;
-  if (remaining < BATCH_HEADER_BYTES) {
-    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} has ${remaining} bytes, fewer than the ${BATCH_HEADER_BYTES}-byte header`);
-  }
-  const header = readBatchHeader(buf, pos);
-  if (header.magic !== MAGIC_V2) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has magic ${header.magic}; only magic 2 (RecordBatch v2) is supported`);
-  }
-  if (header.batchLength < BATCH_HEADER_BYTES - LOG_OVERHEAD) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} declares length ${header.batchLength}, shorter than its header`);
-  }
-  const size = LOG_OVERHEAD + header.batchLength;
-  if (size > remaining) {
-    throw new FlotillaError("BATCH_TRUNCATED", `record batch at byte ${pos} declares ${size} bytes but only ${remaining} are present`);
-  }
-  if (header.lastOffsetDelta < 0 || header.recordCount < 0) {
-    throw new FlotillaError("CORRUPT_MESSAGE", `record batch at byte ${pos} has a negative lastOffsetDelta or recordCount`);
-  }
-  return { header, size };
 }
 
 /** The same coded error with `where` put in front of its detail. */
