@@ -18,6 +18,7 @@ import {
   OFF_PRODUCER_ID,
   OFF_RECORD_COUNT,
   writeBatchCrc,
+  writeInt64BE,
 } from "./header.js";
 import type { RecordHeader } from "./records.js";
 
@@ -63,6 +64,16 @@ export interface RecordBatchBuilderOptions {
   growthLimitBytes?: number;
 }
 
+/** Header fields a producer leaves at their defaults but other writers set (encodeBatch). */
+export interface BatchHeaderOptions {
+  /** Default 0; the broker assigns the real one on append. */
+  baseOffset?: number;
+  /** Default -1 (Kafka's NO_PARTITION_LEADER_EPOCH). */
+  partitionLeaderEpoch?: number;
+  /** Attribute bits besides the compression codec (timestamp type, transactional, control). */
+  attributeFlags?: number;
+}
+
 const INT32_MAX = 2 ** 31 - 1;
 const DEFAULT_CAPACITY_BYTES = 16_384;
 
@@ -84,13 +95,6 @@ export function recordFieldsBytes(key: Uint8Array | null, value: Uint8Array | nu
     n += header.value === null ? 1 : sizeOfVarint(header.value.length) + header.value.length;
   }
   return n;
-}
-
-/** Writes a signed 64-bit big-endian integer from a safe integer without going through BigInt. */
-function writeInt64BE(buf: Buffer, pos: number, value: number): void {
-  const hi = Math.floor(value / 2 ** 32);
-  buf.writeInt32BE(hi, pos);
-  buf.writeUInt32BE(value - hi * 2 ** 32, pos + 4);
 }
 
 export class RecordBatchBuilder {
@@ -202,7 +206,7 @@ export class RecordBatchBuilder {
    * view of the builder's buffer (no copy); compressed, a new buffer, and the builder's
    * buffer is free for reuse. No record may be appended afterwards.
    */
-  build(producer: ProducerState = { producerId: -1, producerEpoch: -1, baseSequence: -1 }): Buffer {
+  build(producer: ProducerState = { producerId: -1, producerEpoch: -1, baseSequence: -1 }, header: BatchHeaderOptions = {}): Buffer {
     assert(this.count > 0, "a record batch needs at least one record (Kafka batches carry lastOffsetDelta = count - 1)");
     assert(!this.built, "a record batch is built once");
     this.built = true;
@@ -215,11 +219,11 @@ export class RecordBatchBuilder {
       out = Buffer.allocUnsafe(BATCH_HEADER_BYTES + compressed.length);
       out.set(compressed, BATCH_HEADER_BYTES);
     }
-    writeInt64BE(out, OFF_BASE_OFFSET, 0);
+    writeInt64BE(out, OFF_BASE_OFFSET, header.baseOffset ?? 0);
     out.writeInt32BE(out.length - LOG_OVERHEAD, OFF_BATCH_LENGTH);
-    out.writeInt32BE(-1, OFF_LEADER_EPOCH);
+    out.writeInt32BE(header.partitionLeaderEpoch ?? -1, OFF_LEADER_EPOCH);
     out.writeInt8(MAGIC_V2, OFF_MAGIC);
-    out.writeInt16BE(compressionCode(this.compression), OFF_ATTRIBUTES);
+    out.writeInt16BE(compressionCode(this.compression) | (header.attributeFlags ?? 0), OFF_ATTRIBUTES);
     out.writeInt32BE(this.count - 1, OFF_LAST_OFFSET_DELTA);
     writeInt64BE(out, OFF_BASE_TIMESTAMP, this.baseTimestampValue);
     writeInt64BE(out, OFF_MAX_TIMESTAMP, this.maxTimestampValue);

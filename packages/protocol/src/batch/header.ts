@@ -72,6 +72,13 @@ export function batchSizeAt(buf: Buffer, pos = 0): number {
   return LOG_OVERHEAD + buf.readInt32BE(pos + OFF_BATCH_LENGTH);
 }
 
+/** Writes a signed 64-bit big-endian integer from a safe integer without going through BigInt. */
+export function writeInt64BE(buf: Buffer, pos: number, value: number): void {
+  const hi = Math.floor(value / 2 ** 32);
+  buf.writeInt32BE(hi, pos);
+  buf.writeUInt32BE(value - hi * 2 ** 32, pos + 4);
+}
+
 /** Reads the 61-byte header at `pos` without validating it. */
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   return {

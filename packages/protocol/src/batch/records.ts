@@ -1,6 +1,7 @@
 import { AssertionError, FlotillaError, assert } from "@flotilla/common";
-import { sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong } from "../varint.js";
-import { compress, compressionCode, compressionFromCode, type Compression, type DecompressOptions } from "./compression.js";
+import { VARINT_BYTES_MAX, VARLONG_BYTES_MAX } from "../varint.js";
+import { compressionFromCode, type Compression, type DecompressOptions } from "./compression.js";
+import { RecordBatchBuilder, recordFieldsBytes } from "./builder.js";
 import { RecordBatchView } from "./lazy-batch.js";
 import {
   ATTR_COMPRESSION_MASK,
@@ -9,21 +10,11 @@ import {
   ATTR_TRANSACTIONAL,
   BATCH_HEADER_BYTES,
   LOG_OVERHEAD,
-  MAGIC_V2,
   OFF_ATTRIBUTES,
-  OFF_BASE_OFFSET,
-  OFF_BASE_SEQUENCE,
-  OFF_BASE_TIMESTAMP,
-  OFF_BATCH_LENGTH,
-  OFF_LAST_OFFSET_DELTA,
-  OFF_LEADER_EPOCH,
-  OFF_MAGIC,
   OFF_MAX_TIMESTAMP,
-  OFF_PRODUCER_EPOCH,
-  OFF_PRODUCER_ID,
-  OFF_RECORD_COUNT,
   batchSizeAt,
   writeBatchCrc,
+  writeInt64BE,
   type BatchHeader,
 } from "./header.js";
 
@@ -141,13 +132,6 @@ function isInt(value: number, min: number, max: number): boolean {
   return Number.isSafeInteger(value) && value >= min && value <= max;
 }
 
-/** Writes a signed 64-bit big-endian integer from a safe integer without going through BigInt. */
-function writeInt64BE(buf: Buffer, pos: number, value: number): void {
-  const hi = Math.floor(value / 2 ** 32);
-  buf.writeInt32BE(hi, pos);
-  buf.writeUInt32BE(value - hi * 2 ** 32, pos + 4);
-}
-
 /**
  * Encodes `records` as one RecordBatch v2 with offset deltas 0..n-1, compressing the records
  * section when asked and computing the CRC32C. Sizes are computed first and the records
@@ -174,109 +158,29 @@ export function encodeBatch(records: readonly ProducerRecord[], options: EncodeB
   assert(timestampType === "create" || nowMs !== undefined, "timestampType log-append needs nowMs, the append time");
   assert(count <= INT32_MAX, "too many records for one batch");
 
-  // Pass 1: timestamps, then every record's size. bodyBytes[i] is the record after its length field.
+  // The builder writes the records (a scratch buffer sized for all of them, so it never
+  // grows) and the header; this function adds the fields a producer never sets.
   const logAppend = timestampType === "log-append";
   const defaultTimestamp = nowMs ?? NO_TIMESTAMP;
-  const first = records[0]!;
-  const baseTimestamp = logAppend ? nowMs! : (first.timestamp ?? defaultTimestamp);
-  let maxTimestamp = baseTimestamp;
-  const bodyBytes = new Array<number>(count);
-  let recordsBytes = 0;
+  const fieldsBytes = new Array<number>(count);
+  let capacityBytes = BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const r = records[i]!;
+    fieldsBytes[i] = recordFieldsBytes(r.key, r.value, r.headers);
+    capacityBytes += fieldsBytes[i]! + VARLONG_BYTES_MAX + 2 * VARINT_BYTES_MAX;
+  }
+  const builder = new RecordBatchBuilder({ compression, capacityBytes: Math.min(capacityBytes, INT32_MAX) });
   for (let i = 0; i < count; i++) {
     const r = records[i]!;
     const timestamp = logAppend ? nowMs! : (r.timestamp ?? defaultTimestamp);
     if (!Number.isSafeInteger(timestamp)) throw new AssertionError(`record ${i} has timestamp ${timestamp}, not a safe integer`);
-    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
-    let body = 1 + sizeOfVarlong(timestamp - baseTimestamp) + sizeOfVarint(i);
-    body += r.key === null ? 1 : sizeOfVarint(r.key.length) + r.key.length;
-    body += r.value === null ? 1 : sizeOfVarint(r.value.length) + r.value.length;
-    const headers = r.headers;
-    if (headers === undefined || headers.length === 0) {
-      body += 1;
-    } else {
-      body += sizeOfVarint(headers.length);
-      for (let h = 0; h < headers.length; h++) {
-        const header = headers[h]!;
-        const keyBytes = Buffer.byteLength(header.key, "utf8");
-        body += sizeOfVarint(keyBytes) + keyBytes;
-        body += header.value === null ? 1 : sizeOfVarint(header.value.length) + header.value.length;
-      }
-    }
-    if (body > INT32_MAX) throw new FlotillaError("MESSAGE_TOO_LARGE", `record ${i} takes ${body} bytes, more than a record length (int32) can say`);
-    bodyBytes[i] = body;
-    recordsBytes += sizeOfVarint(body) + body;
+    builder.append(timestamp, r.key, r.value, r.headers, fieldsBytes[i]);
   }
-  if (recordsBytes > INT32_MAX - BATCH_HEADER_BYTES) {
-    throw new FlotillaError("MESSAGE_TOO_LARGE", `${count} records take ${recordsBytes} bytes, more than a batch length (int32) can say`);
-  }
-
-  // Pass 2: write the records, either straight after the header or into a scratch buffer to compress.
-  const uncompressed = compression === "none";
-  const recordsBuf = Buffer.allocUnsafe(uncompressed ? BATCH_HEADER_BYTES + recordsBytes : recordsBytes);
-  let pos = uncompressed ? BATCH_HEADER_BYTES : 0;
-  for (let i = 0; i < count; i++) {
-    const r = records[i]!;
-    const timestamp = logAppend ? nowMs! : (r.timestamp ?? defaultTimestamp);
-    pos = writeVarint(recordsBuf, pos, bodyBytes[i]!);
-    recordsBuf[pos++] = 0; // attributes
-    pos = writeVarlong(recordsBuf, pos, timestamp - baseTimestamp);
-    pos = writeVarint(recordsBuf, pos, i);
-    pos = writeBytes(recordsBuf, pos, r.key);
-    pos = writeBytes(recordsBuf, pos, r.value);
-    const headers = r.headers;
-    if (headers === undefined || headers.length === 0) {
-      recordsBuf[pos++] = 0;
-    } else {
-      pos = writeVarint(recordsBuf, pos, headers.length);
-      for (let h = 0; h < headers.length; h++) {
-        const header = headers[h]!;
-        const keyBytes = Buffer.byteLength(header.key, "utf8");
-        pos = writeVarint(recordsBuf, pos, keyBytes);
-        pos += recordsBuf.write(header.key, pos, keyBytes, "utf8");
-        pos = writeBytes(recordsBuf, pos, header.value);
-      }
-    }
-  }
-  assert(pos === recordsBuf.length, () => `encodeBatch wrote ${pos} bytes but sized ${recordsBuf.length}`);
-
-  let buf: Buffer;
-  if (uncompressed) {
-    buf = recordsBuf;
-  } else {
-    const compressed = compress(compression, recordsBuf);
-    if (compressed.length > INT32_MAX - BATCH_HEADER_BYTES) throw new FlotillaError("MESSAGE_TOO_LARGE", `compressed records take ${compressed.length} bytes`);
-    buf = Buffer.allocUnsafe(BATCH_HEADER_BYTES + compressed.length);
-    buf.set(compressed, BATCH_HEADER_BYTES);
-  }
-
-  let attributes = compressionCode(compression);
-  if (logAppend) attributes |= ATTR_TIMESTAMP_TYPE;
-  if (options.transactional) attributes |= ATTR_TRANSACTIONAL;
-  if (options.isControl) attributes |= ATTR_CONTROL;
-  writeInt64BE(buf, OFF_BASE_OFFSET, baseOffset);
-  buf.writeInt32BE(buf.length - LOG_OVERHEAD, OFF_BATCH_LENGTH);
-  buf.writeInt32BE(partitionLeaderEpoch, OFF_LEADER_EPOCH);
-  buf.writeInt8(MAGIC_V2, OFF_MAGIC);
-  buf.writeInt16BE(attributes, OFF_ATTRIBUTES);
-  buf.writeInt32BE(count - 1, OFF_LAST_OFFSET_DELTA);
-  writeInt64BE(buf, OFF_BASE_TIMESTAMP, baseTimestamp);
-  writeInt64BE(buf, OFF_MAX_TIMESTAMP, maxTimestamp);
-  writeInt64BE(buf, OFF_PRODUCER_ID, producerId);
-  buf.writeInt16BE(producerEpoch, OFF_PRODUCER_EPOCH);
-  buf.writeInt32BE(baseSequence, OFF_BASE_SEQUENCE);
-  buf.writeInt32BE(count, OFF_RECORD_COUNT);
-  writeBatchCrc(buf, 0, buf.length); // last: the CRC covers attributes .. end
-  return buf;
-}
-
-function writeBytes(buf: Buffer, pos: number, bytes: Uint8Array | null): number {
-  if (bytes === null) {
-    buf[pos] = 1; // zig-zag(-1)
-    return pos + 1;
-  }
-  pos = writeVarint(buf, pos, bytes.length);
-  buf.set(bytes, pos);
-  return pos + bytes.length;
+  let attributeFlags = 0;
+  if (logAppend) attributeFlags |= ATTR_TIMESTAMP_TYPE;
+  if (options.transactional) attributeFlags |= ATTR_TRANSACTIONAL;
+  if (options.isControl) attributeFlags |= ATTR_CONTROL;
+  return builder.build({ producerId, producerEpoch, baseSequence }, { baseOffset, partitionLeaderEpoch, attributeFlags });
 }
 
 /**
