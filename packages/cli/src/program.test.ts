@@ -43,6 +43,8 @@ describe("flotilla command line", () => {
       [["consume", "--topic", "t", "--format", "xml"], "--format"],
       [["consume", "--topic", "t", "--offset", "5"], "--partition"],
       [["consume", "--topic", "t", "--max-messages", "x"], "--max-messages"],
+      // The value is checked (not an unknown flag): perf consume takes Kafka's --fetch-size.
+      [["perf", "consume", "--topic", "t", "--messages", "10", "--fetch-size", "0"], "--fetch-size must be an integer >= 1"],
     ];
     for (const [args, flag] of cases) {
       const r = await run(args);

@@ -182,6 +182,7 @@ interface ConsumePerfFlags extends ClientFlags {
   messages?: string;
   group?: string;
   timeoutMs: string;
+  fetchSize: string;
   json?: boolean;
 }
 
@@ -200,17 +201,20 @@ function consumePerfCommand(io: CliIo): Command {
     .option("--messages <n>", "records to read")
     .option("--group <id>", "read as the one member of this consumer group (default: alone, every partition assigned)")
     .option("--timeout-ms <ms>", "stop when no record arrived for this long", "10000")
+    .option("--fetch-size <bytes>", "max.partition.fetch.bytes: bytes fetched per partition per request", String(1024 * 1024))
     .option("--json", "print one JSON object instead of the final line")
     .action(async (opts: ConsumePerfFlags) => {
       if (!opts.topic) throw new UsageError("--topic is required");
       if (opts.messages === undefined) throw new UsageError("--messages is required");
       const requestTimeoutMs = parseIntFlag(opts.requestTimeoutMs, "--request-timeout-ms", 1);
       const messages = parseIntFlag(opts.messages, "--messages", 1);
+      const maxPartitionFetchBytes = parseIntFlag(opts.fetchSize, "--fetch-size", 1);
       await checkTopic(io, opts.bootstrapServer, opts.topic, requestTimeoutMs);
       const r = await runConsumePerf({
         bootstrapServers: opts.bootstrapServer,
         topic: opts.topic,
         messages,
+        maxPartitionFetchBytes,
         ...(opts.group !== undefined ? { group: opts.group } : {}),
         idleTimeoutMs: parseIntFlag(opts.timeoutMs, "--timeout-ms", 1),
         requestTimeoutMs,
