@@ -347,23 +347,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * timeout or once the consumer is closed. Throws a non-retriable fetch error (e.g.
    * OFFSET_OUT_OF_RANGE with autoOffsetReset "none").
    */
-  async poll(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecord[]> {
-    const timeoutMs = options.timeoutMs ?? this.fetchMaxWaitMs;
-    const maxRecords = options.maxRecords ?? this.maxPollRecords;
-    const deadlineMs = this.common.clock.monotonicMs() + timeoutMs;
-    // Bounded: each turn either returns or waits for a wake-up or the deadline.
-    for (;;) {
-      if (this.closed) return [];
-      this.throwIfFatal();
-      this.checkPositionsDefined();
-      if (this.needsPositions()) await this.resolvePositions();
-      const records = this.take(maxRecords);
-      this.sendFetches();
-      if (records.length > 0) return records;
-      const leftMs = deadlineMs - this.common.clock.monotonicMs();
-      if (leftMs <= 0) return [];
-      await this.waitForWake(Math.min(leftMs, this.nextBackoffDelayMs()));
-    }
+  poll(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecord[]> {
+    return this.pollWith(options, (max) => this.take(max), (records) => records.length, () => []);
   }
 
   /**
@@ -378,23 +363,33 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * less than one batch. Returns an empty result ({count: 0, partitions: []}) after the
    * timeout or once the consumer is closed.
    */
-  async pollBatches(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecordBatches> {
+  pollBatches(options: { timeoutMs?: number; maxRecords?: number } = {}): Promise<ConsumerRecordBatches> {
+    return this.pollWith(options, (max) => this.takeBatches(max), (result) => result.count, () => ({ count: 0, partitions: [] }));
+  }
+
+  /**
+   * The wait loop of poll() and pollBatches(): takes up to `maxRecords` of what is buffered
+   * with `take`, and returns it once it holds any record; else waits for a wake-up (new data,
+   * a finished fetch) or the deadline and tries again. Returns `empty()` once closed, and the
+   * last (empty) take at the timeout.
+   */
+  private async pollWith<T>(options: { timeoutMs?: number; maxRecords?: number }, take: (maxRecords: number) => T, countOf: (taken: T) => number, empty: () => T): Promise<T> {
     const timeoutMs = options.timeoutMs ?? this.fetchMaxWaitMs;
     const maxRecords = options.maxRecords ?? this.maxPollRecords;
     const deadlineMs = this.common.clock.monotonicMs() + timeoutMs;
     // Bounded: each turn either returns or waits for a wake-up or the deadline.
     for (;;) {
-      if (this.closed) return { count: 0, partitions: [] };
+      if (this.closed) return empty();
       this.throwIfFatal();
       this.checkPositionsDefined();
       if (this.needsPositions()) await this.resolvePositions();
-      const result = this.takeBatches(maxRecords);
+      const taken = take(maxRecords);
       // Fetch for the partitions just drained before handing their data over, so the
       // next fetch overlaps the caller's processing (as Kafka's consumer does).
       this.sendFetches();
-      if (result.count > 0) return result;
+      if (countOf(taken) > 0) return taken;
       const leftMs = deadlineMs - this.common.clock.monotonicMs();
-      if (leftMs <= 0) return result;
+      if (leftMs <= 0) return taken;
       await this.waitForWake(Math.min(leftMs, this.nextBackoffDelayMs()));
     }
   }
