@@ -32,7 +32,7 @@ import { latencyJson, producePerf, startProducerPool } from "../../packages/cli/
 import { runConsumePerf } from "../../packages/cli/src/perf/consume.js";
 import { runE2ePerf } from "../../packages/cli/src/perf/e2e.js";
 import { formatWindowLine, type LatencySummary, type ProgressWindow } from "../../packages/cli/src/perf/stats.js";
-import { aggregateResults, WorkerPool } from "../../packages/cli/src/perf/workers.js";
+import { aggregateResults, WorkerPool, type AggregateResult } from "../../packages/cli/src/perf/workers.js";
 import { silentLogger } from "../../packages/common/src/logger.js";
 import { startCombinedCluster, type CombinedCluster } from "../../test/helpers/combined-cluster.js";
 import { REPO_ROOT } from "../../test/helpers/processes.js";
@@ -381,12 +381,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
           acks,
           compression,
           producers,
-          records: r.throughput.records,
-          recordsPerSec: round(r.throughput.recordsPerSec),
-          mbPerSec: round(r.throughput.mbPerSec, 2),
-          latencyMs: roundLatency(r.latency),
-          errors: r.errors,
-          ...(r.firstError !== undefined ? { error: r.firstError } : {}),
+          ...runFigures(r),
           brokerRssMaxMiB: brokerRss.take(),
         });
       } catch (err) {
@@ -532,12 +527,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
               name,
               recordSizeBytes: size,
               producers,
-              records: r.throughput.records,
-              recordsPerSec: round(r.throughput.recordsPerSec),
-              mbPerSec: round(r.throughput.mbPerSec, 2),
-              latencyMs: roundLatency(r.latency),
-              errors: r.errors,
-              ...(r.firstError !== undefined ? { error: r.firstError } : {}),
+              ...runFigures(r),
               flotillaRecordsPerSec: flotilla?.recordsPerSec,
               ratio: flotilla && r.throughput.recordsPerSec > 0 ? round(flotilla.recordsPerSec / r.throughput.recordsPerSec, 3) : undefined,
               serverRssMaxMiB: natsRss.take(),
@@ -575,6 +565,18 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
 
 function roundLatency(l: LatencySummary): Latency {
   return Object.fromEntries(Object.entries(latencyJson(l)).map(([k, v]) => [k, round(v, 3)]));
+}
+
+/** The figures of a producer or publisher run, as a report row carries them. */
+function runFigures(r: Pick<AggregateResult, "throughput" | "latency" | "errors" | "firstError">): { records: number; recordsPerSec: number; mbPerSec: number; latencyMs: Latency; errors: number; error?: string } {
+  return {
+    records: r.throughput.records,
+    recordsPerSec: round(r.throughput.recordsPerSec),
+    mbPerSec: round(r.throughput.mbPerSec, 2),
+    latencyMs: roundLatency(r.latency),
+    errors: r.errors,
+    ...(r.firstError !== undefined ? { error: r.firstError } : {}),
+  };
 }
 
 /** The issue's targets (100-byte records, acks=all, RF 3) against the best matching run. */
