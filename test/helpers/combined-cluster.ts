@@ -6,6 +6,8 @@
  *
  *   const cluster = await startCombinedCluster({ name: "acks-all", nodes: 3 });
  *   await cluster.waitForBrokersUnfenced(30_000);  // every broker registered and unfenced
+ *   await cluster.createTopic("t", { partitions: 3, configs: { "min.insync.replicas": "2" } }, 60_000);
+ *   await cluster.waitFor("full ISRs", () => cluster.hasFullIsr("t", 3), 60_000);
  *   await cluster.stop(2, "SIGKILL");            // or SIGTERM: controlled shutdown
  *   await cluster.start(2);                      // same node id, ports and log dir
  *   cluster.pause(3); cluster.resume(3);          // SIGSTOP / SIGCONT by pid
@@ -56,6 +58,13 @@ export interface ReadRecord {
   value: string | null;
 }
 
+export interface TopicSpec {
+  partitions: number;
+  /** Default 3. */
+  replicationFactor?: number;
+  configs?: Record<string, string>;
+}
+
 export interface CombinedCluster {
   readonly nodeIds: readonly number[];
   /** The nodes with the broker role. */
@@ -84,8 +93,12 @@ export interface CombinedCluster {
   stop(id: number, signal: "SIGKILL" | "SIGTERM", timeoutMs?: number): Promise<ExitStatus>;
   /** The topic as a broker sees it (any running broker, or the one given). */
   describeTopic(topic: string, viaNode?: number): Promise<TopicDescription>;
-  /** Polls `fn` every 200 ms until it returns a truthy value; throws naming `what` after `timeoutMs`. */
-  waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T>;
+  /** Polls `fn` every 200 ms until it returns (or resolves to) a truthy value; throws naming `what` after `timeoutMs`. */
+  waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T>;
+  /** Creates `topic` (replication factor 3 unless given), retrying until a broker accepts it or `timeoutMs` passed. */
+  createTopic(topic: string, spec: TopicSpec, timeoutMs: number): Promise<void>;
+  /** Whether `topic` has its `partitions` partitions, each with a leader and every replica in its ISR (as the running brokers see it). */
+  hasFullIsr(topic: string, partitions: number): Promise<boolean>;
   /** Waits until the quorum lists every broker of the cluster, none fenced, and returns that description. */
   waitForBrokersUnfenced(timeoutMs: number): Promise<ClusterDescription>;
   /**
@@ -103,6 +116,8 @@ export interface CombinedCluster {
 const POLL_INTERVAL_MS = 200;
 const POLLS_MAX = 100_000;
 const READ_POLL_MS = 500;
+/** A consumer's close after readAll may wait on a broker that just went away; the records are in hand by then. */
+const READ_CLOSE_MS = 15_000;
 
 export async function startCombinedCluster(options: CombinedClusterOptions): Promise<CombinedCluster> {
   const nodeIds = Array.from({ length: options.nodes }, (_, i) => i + 1);
@@ -170,7 +185,7 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
     return child;
   };
 
-  const waitFor = async <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> => {
+  const waitFor = async <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (let i = 0; i < POLLS_MAX; i++) {
@@ -210,6 +225,21 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
     }
   };
 
+  const createTopic = async (topic: string, spec: TopicSpec, timeoutMs: number): Promise<void> => {
+    const admin = new Admin({ bootstrapServers: brokerIds.map(address).join(","), defaultApiTimeoutMs: 20_000 });
+    try {
+      const request = { topic, numPartitions: spec.partitions, replicationFactor: spec.replicationFactor ?? 3, configs: spec.configs ?? {} };
+      await waitFor(`topic ${topic} created`, async () => (await admin.createTopics({ topics: [request] })).length === 1, timeoutMs);
+    } finally {
+      await admin.close();
+    }
+  };
+
+  const hasFullIsr = async (topic: string, partitions: number): Promise<boolean> => {
+    const t = await describeTopic(topic);
+    return t.partitions.length === partitions && t.partitions.every((p) => p.leader > 0 && p.replicas.length > 0 && p.isr.length === p.replicas.length);
+  };
+
   const readAll = async (topic: string, expectedAtLeast: number, timeoutMs: number): Promise<ReadRecord[]> => {
     const consumer = new Consumer({ bootstrapServers: brokerIds.map(address).join(","), autoOffsetReset: "earliest" });
     const out: ReadRecord[] = [];
@@ -224,7 +254,8 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
         for (const r of records) out.push({ partition: r.partition, offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null });
       }
     } finally {
-      await consumer.close();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([consumer.close(), new Promise((r) => (timer = setTimeout(r, READ_CLOSE_MS)))]).finally(() => clearTimeout(timer));
     }
     return out;
   };
@@ -283,6 +314,8 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
     describeTopic,
     waitFor,
     waitForBrokersUnfenced,
+    createTopic,
+    hasFullIsr,
     readAll,
     logBytes,
     destroy: async () => {
