@@ -30,7 +30,7 @@ import path from "node:path";
 import { assert } from "../../packages/common/src/errors.js";
 import { SeededRandom } from "../../packages/common/src/time.js";
 import { createLogger } from "../../packages/common/src/logger.js";
-import { Admin, Consumer, GroupConsumer, Producer } from "../../packages/client/src/index.js";
+import { Admin, GroupConsumer, Producer } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 import { createNetns, type Netns } from "./netns.js";
 import { check, type CheckReport, type History, type ReadRecord, type ReplicaLog, type SendEvent } from "./checker.js";
@@ -112,7 +112,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   // A partition needs the namespaces; without them the kind is skipped.
   const kinds = (options.kinds ?? (options.netns ? NETNS_NEMESIS_KINDS : NEMESIS_KINDS)).filter((k) => options.netns || !k.startsWith("partition-"));
   if (kinds.length === 0) throw new Error("no nemesis kind left to run (partition-leader and partition-controller need netns: true)");
-  const paused = new Set<number>();
   let cluster: CombinedCluster | undefined;
   let netns: Netns | undefined;
   try {
@@ -125,16 +124,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ...(namespaces ? { host: (id: number) => namespaces.address(id), wrap: (id: number) => namespaces.wrap(id) } : {}),
     });
     const c = cluster;
-    const admin = new Admin({ bootstrapServers: c.bootstrap(), defaultApiTimeoutMs: 20_000 });
-    try {
-      await c.waitFor("topic created", async () => (await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] })).length === 1, 90_000);
-    } finally {
-      await admin.close();
-    }
-    const fullIsr = async (): Promise<boolean> => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.length === partitions && t.partitions.every((p) => p.leader > 0 && p.isr.length === 3);
-    };
+    await c.createTopic(TOPIC, { partitions, configs: { "min.insync.replicas": "2" } }, 90_000);
+    const fullIsr = (): Promise<boolean> => c.hasFullIsr(TOPIC, partitions);
     await c.waitFor("leaders with full ISRs", fullIsr, FULL_ISR_WAIT_MS);
     log.info({ event: "cluster-ready", dataDir: c.dataDir }, "cluster up");
 
@@ -226,15 +217,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await c.start(id);
       } else if (kind === "pause") {
         const id = rng.pick(c.nodeIds);
-        const pid = c.handle(id)!.pid;
         nodes = [id];
         target = "random node";
         log.info({ event: "nemesis", kind, node: id, holdMs }, "SIGSTOP");
-        process.kill(pid, "SIGSTOP");
-        paused.add(pid);
+        c.pause(id);
         await sleep(holdMs);
-        process.kill(pid, "SIGCONT");
-        paused.delete(pid);
+        c.resume(id);
       } else if (kind === "partition-leader" || kind === "partition-controller") {
         assert(namespaces, `${kind} runs only with network namespaces`);
         let id: number;
@@ -274,8 +262,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
 
     // Heal and settle: every node running and in every ISR.
-    for (const pid of paused) process.kill(pid, "SIGCONT");
-    paused.clear();
+    for (const id of c.nodeIds) c.resume(id);
     netns?.heal();
     for (const id of c.nodeIds) if (!c.isRunning(id)) await c.start(id);
     await c.waitFor("full ISRs after the run", fullIsr, FULL_ISR_WAIT_MS);
@@ -296,8 +283,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await within(group.disconnect(), 30_000);
     await within(groupRun, 5_000);
 
-    // Full re-read of every partition up to its high watermark.
-    const reads = await readAll(c, expected);
+    // Full re-read of every partition up to its high watermark; the checker takes a missing key or value as "".
+    const reads: ReadRecord[] = (await c.readAll(TOPIC, expected, 120_000)).map((r) => ({ ...r, key: r.key ?? "", value: r.value ?? "" }));
     log.info({ event: "read-back", expected, read: reads.length }, "read everything back");
 
     // Followers learn the final high watermark on their next fetch; then stop all cleanly and read the files.
@@ -317,13 +304,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (options.reportPath) writeReport(options.reportPath, options, result);
     return result;
   } finally {
-    for (const pid of paused) {
-      try {
-        process.kill(pid, "SIGCONT");
-      } catch {
-        // Already gone.
-      }
-    }
+    // destroy() SIGKILLs by pid, which ends a paused (SIGSTOPped) node too.
     try {
       await cluster?.destroy();
     } finally {
@@ -354,25 +335,6 @@ export async function activeController(c: CombinedCluster): Promise<number | und
   let best: number | undefined;
   for (const [id, n] of votes) if (best === undefined || n > votes.get(best)!) best = id;
   return best;
-}
-
-async function readAll(c: CombinedCluster, expected: number): Promise<ReadRecord[]> {
-  const consumer = new Consumer({ bootstrapServers: c.bootstrap(), autoOffsetReset: "earliest" });
-  const out: ReadRecord[] = [];
-  try {
-    await consumer.assign([{ topic: TOPIC }]);
-    let quietPolls = 0;
-    const deadline = Date.now() + 120_000;
-    // Bounded by time; two empty polls after the expected count show any surplus too.
-    while (Date.now() < deadline && (out.length < expected || quietPolls < 2)) {
-      const records = await consumer.poll({ timeoutMs: 500 });
-      quietPolls = records.length === 0 ? quietPolls + 1 : 0;
-      for (const r of records) out.push({ partition: r.partition, offset: r.offset, key: r.key?.toString() ?? "", value: r.value?.toString() ?? "" });
-    }
-  } finally {
-    await within(consumer.close(), 15_000);
-  }
-  return out;
 }
 
 /** One line per count, then the violations and windows: printed by the CI test and `pnpm chaos`. */
