@@ -17,13 +17,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, GroupAdmin, Producer, type TopicDescription } from "../../packages/client/src/index.js";
+import { Admin, GroupAdmin, Producer } from "../../packages/client/src/index.js";
 import { CoordinatorConnection } from "../../packages/client/src/group/coordinator-connection.js";
-import { ControllerQuorumClient } from "../../packages/controller/src/index.js";
 import { COORDINATOR_KEY_TYPE_GROUP } from "../../packages/protocol/src/index.js";
-import { freePorts, killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
+import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
+import { killAllProcesses, startTsProcess, type ChildHandle } from "../helpers/processes.js";
 
-const NODES = [1, 2, 3];
 const TOPIC = "payments";
 const PARTITIONS = 4;
 const GROUP = "settlement";
@@ -34,20 +33,20 @@ const GROUP_SESSION_TIMEOUT_MS = 5_000;
 const HEARTBEAT_INTERVAL_MS = 400;
 const AUTO_COMMIT_INTERVAL_MS = 500;
 
-let dataDir: string;
+let cluster: CombinedCluster | undefined;
 let eventsDir: string;
-let clientPorts: number[];
-let controllerPorts: number[];
-const procs = new Map<number, ChildHandle>();
 const members: { name: string; handle: ChildHandle; eventsPath: string }[] = [];
 
-const voters = (): string => NODES.map((id, i) => `${id}@127.0.0.1:${controllerPorts[i]}`).join(",");
-const addressOf = (id: number): string => `127.0.0.1:${clientPorts[id - 1]}`;
+/** The cluster, once beforeAll started it. */
+const c = (): CombinedCluster => {
+  if (!cluster) throw new Error("the cluster did not start (see beforeAll)");
+  return cluster;
+};
 /** Bootstrap over the nodes still alive, so no client starts at the dead one. */
-const bootstrap = (): string =>
-  NODES.filter((id) => procs.get(id)?.isRunning())
-    .map(addressOf)
-    .join(",");
+const bootstrap = (): string => {
+  const { brokerIds, isRunning, address } = c();
+  return brokerIds.filter((id) => isRunning(id)).map(address).join(",");
+};
 
 /** Java's String.hashCode (UTF-16 code units), written here to check the product's placement independently. */
 function javaHash(s: string): number {
@@ -56,42 +55,10 @@ function javaHash(s: string): number {
   return h;
 }
 
-async function startNodeProcess(id: number): Promise<ChildHandle> {
-  const i = id - 1;
-  const child = await startTsProcess({
-    name: `coordinator-failover-node-${id}`,
-    entry: "packages/cli/src/main.ts",
-    args: [
-      "server",
-      ...[
-        `node.id=${id}`,
-        "process.roles=broker,controller",
-        `controller.quorum.voters=${voters()}`,
-        `listeners=PLAINTEXT://127.0.0.1:${clientPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
-        `log.dirs=${path.join(dataDir, `node-${id}`)}`,
-        `broker.session.timeout.ms=${BROKER_SESSION_TIMEOUT_MS}`,
-        "broker.heartbeat.interval.ms=300",
-        "replica.lag.time.max.ms=2000",
-        "controller.quorum.election.timeout.ms=1000",
-        "default.replication.factor=3",
-        "offsets.topic.replication.factor=3",
-        `offsets.topic.num.partitions=${OFFSETS_PARTITIONS}`,
-        "group.min.session.timeout.ms=1000",
-        "group.initial.rebalance.delay.ms=500",
-      ].flatMap((o) => ["--override", o]),
-    ],
-    env: { FLOTILLA_LOG_LEVEL: "info" },
-    readyLine: /"event":"ready"/,
-    readyTimeoutMs: 60_000,
-  });
-  procs.set(id, child);
-  return child;
-}
-
 async function startMember(name: string): Promise<void> {
   const eventsPath = path.join(eventsDir, `${name}.jsonl`);
   const options = {
-    bootstrapServers: NODES.map(addressOf).join(","),
+    bootstrapServers: c().bootstrap(),
     groupId: GROUP,
     topics: [TOPIC],
     clientId: name,
@@ -143,37 +110,11 @@ function currentAssignment(eventsPath: string): string[] {
   return (last?.assignment ?? []).map((tp) => `${tp.topic}-${tp.partition}`).sort();
 }
 
-/** Polls `fn` every 200 ms until it returns a truthy value, or fails naming `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function describeTopic(topic: string): Promise<TopicDescription> {
-  const a = new Admin({ bootstrapServers: bootstrap() });
-  try {
-    const [t] = await a.describeTopics({ topics: [topic] });
-    if (!t) throw new Error(`no description of ${topic}`);
-    return t;
-  } finally {
-    await a.close();
-  }
-}
-
 /** FindCoordinator for the group, asked of one live node. */
 async function findCoordinator(): Promise<number> {
-  const id = NODES.find((n) => procs.get(n)?.isRunning())!;
-  const conn = new CoordinatorConnection(addressOf(id), "coordinator-failover-test");
+  const id = c().brokerIds.find((n) => c().isRunning(n));
+  if (id === undefined) throw new Error("no node is running to ask FindCoordinator");
+  const conn = new CoordinatorConnection(c().address(id), "coordinator-failover-test");
   try {
     const res = await conn.findCoordinator({ key: GROUP, keyType: COORDINATOR_KEY_TYPE_GROUP }, { timeoutMs: 5_000 });
     if (res.errorCode !== 0) throw new Error(`FindCoordinator at node ${id}: error ${res.errorCode} ${res.errorMessage}`);
@@ -202,39 +143,32 @@ async function logEndOffsets(): Promise<Map<number, number>> {
 }
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-coordinator-failover-"));
   eventsDir = fs.mkdtempSync(path.join(os.tmpdir(), "flotilla-coordinator-failover-events-"));
-  const ports = await freePorts(6);
-  clientPorts = ports.slice(0, 3);
-  controllerPorts = ports.slice(3);
-  await Promise.all(NODES.map(startNodeProcess));
+  cluster = await startCombinedCluster({
+    name: "coordinator-failover",
+    nodes: 3,
+    overrides: [
+      `broker.session.timeout.ms=${BROKER_SESSION_TIMEOUT_MS}`,
+      "offsets.topic.replication.factor=3",
+      `offsets.topic.num.partitions=${OFFSETS_PARTITIONS}`,
+      "group.min.session.timeout.ms=1000",
+      "group.initial.rebalance.delay.ms=500",
+    ],
+  });
 }, 120_000);
 
 afterAll(async () => {
   for (const m of members) await m.handle.kill("SIGKILL").catch(() => undefined);
-  for (const p of procs.values()) await p.kill("SIGKILL").catch(() => undefined);
+  await cluster?.destroy();
   await killAllProcesses();
-  fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(eventsDir, { recursive: true, force: true });
 });
 
 describe("group coordinator failover (3 combined nodes, offsets topic with 3 replicas)", () => {
   it("kill -9 of the coordinator's node: the group finds the new coordinator and carries on from its committed offsets", async () => {
-    const quorum = new ControllerQuorumClient({ addresses: controllerPorts.map((p) => `127.0.0.1:${p}`), totalTimeoutMs: 10_000 });
-    try {
-      await waitFor("three unfenced brokers", async () => {
-        const c = await quorum.describeCluster();
-        return c.brokers.length === 3 && c.brokers.every((b) => !b.fenced);
-      }, 60_000);
-    } finally {
-      quorum.close();
-    }
-    const admin = new Admin({ bootstrapServers: bootstrap() });
-    try {
-      await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] });
-    } finally {
-      await admin.close();
-    }
+    const { waitFor, describeTopic } = c();
+    await c().waitForBrokersUnfenced(60_000);
+    await c().createTopic(TOPIC, { partitions: PARTITIONS, configs: { "min.insync.replicas": "2" } }, 60_000);
 
     // Records flow for the whole run: sequential acks=all sends; a value is "acknowledged"
     // once its send resolved. Sends that fail around the kill are retried by the loop with
@@ -242,7 +176,7 @@ describe("group coordinator failover (3 combined nodes, offsets topic with 3 rep
     const acknowledged: string[] = [];
     let sendFailures = 0;
     let producing = true;
-    const producer = new Producer({ bootstrapServers: NODES.map(addressOf).join(","), lingerMs: 2, deliveryTimeoutMs: 30_000, requestTimeoutMs: 3_000 });
+    const producer = new Producer({ bootstrapServers: c().bootstrap(), lingerMs: 2, deliveryTimeoutMs: 30_000, requestTimeoutMs: 3_000 });
     const flow = (async () => {
       let n = 0;
       // Bounded by count and by the test's flag.
@@ -276,7 +210,7 @@ describe("group coordinator failover (3 combined nodes, offsets topic with 3 rep
       const offsetsPartition = Math.abs(javaHash(GROUP)) % OFFSETS_PARTITIONS;
       const coordinator = await waitFor("FindCoordinator to answer", findCoordinator, 30_000);
       const offsetsBefore = (await describeTopic(OFFSETS_TOPIC)).partitions.find((p) => p.partition === offsetsPartition)!;
-      expect(offsetsBefore.replicas.slice().sort()).toEqual(NODES);
+      expect(offsetsBefore.replicas.slice().sort()).toEqual(c().nodeIds);
       expect(coordinator).toBe(offsetsBefore.leader);
       // Let the offsets partition's ISR hold all three, so the new leader has every commit.
       await waitFor(`ISR of ${OFFSETS_TOPIC}-${offsetsPartition} with 3 replicas`, async () => (await describeTopic(OFFSETS_TOPIC)).partitions.find((p) => p.partition === offsetsPartition)!.isr.length === 3, 30_000);
@@ -284,7 +218,7 @@ describe("group coordinator failover (3 combined nodes, offsets topic with 3 rep
 
       // Kill. The last commit before it, per partition: the highest offset any member had an
       // acknowledgement for at that moment (events are written before the member goes on).
-      await procs.get(coordinator)!.kill("SIGKILL");
+      await c().stop(coordinator, "SIGKILL");
       const killedAtMs = Date.now();
       const lastCommittedAtKill = new Map<number, number>();
       for (const e of allEvents()) {
@@ -301,7 +235,7 @@ describe("group coordinator failover (3 combined nodes, offsets topic with 3 rep
         async () => {
           const id = await findCoordinator();
           const leader = (await describeTopic(OFFSETS_TOPIC)).partitions.find((p) => p.partition === offsetsPartition)!.leader;
-          return id !== coordinator && id === leader && procs.get(id)!.isRunning() ? id : undefined;
+          return id !== coordinator && id === leader && c().isRunning(id) ? id : undefined;
         },
         BROKER_SESSION_TIMEOUT_MS + 60_000,
       );
