@@ -10,7 +10,7 @@
  *   offset order per partition and in send order per key.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, Consumer, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
+import { Consumer, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 
 const TOPIC = "rolling";
@@ -43,16 +43,8 @@ interface Seen {
 describe("rolling restart with SIGTERM under a running producer and consumer (3 combined nodes)", () => {
   it("surfaces no error to either application and loses or duplicates no record", async () => {
     const c = cluster!;
-    const admin = new Admin({ bootstrapServers: c.bootstrap() });
-    try {
-      await c.waitFor("topic created", async () => (await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] })).length === 1, 60_000);
-    } finally {
-      await admin.close();
-    }
-    const fullIsr = async (): Promise<boolean> => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.length === PARTITIONS && t.partitions.every((p) => p.leader > 0 && p.isr.length === 3);
-    };
+    await c.createTopic(TOPIC, { partitions: PARTITIONS, configs: { "min.insync.replicas": "2" } }, 60_000);
+    const fullIsr = (): Promise<boolean> => c.hasFullIsr(TOPIC, PARTITIONS);
     await c.waitFor("leaders with full ISRs", fullIsr, 60_000);
 
     const appErrors: string[] = [];
