@@ -18,6 +18,7 @@ import {
   BROKER_SERVICE,
   GROUP_PROTO,
   GROUP_SERVICE,
+  pipelineHandler,
   serviceClientCtor,
   toServiceError,
   type GroupCoordinatorApi,
@@ -93,6 +94,11 @@ async function startHarness(): Promise<Harness> {
   const brokerImpl: Handlers = {};
   const brokerService = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE).service;
   for (const name of Object.keys(brokerService)) brokerImpl[name] = forward(name);
+  // Produce and Fetch come on the Pipeline stream: forwarded request by request.
+  brokerImpl["Pipeline"] = pipelineHandler({
+    produce: (req) => upstream.produce(req, { timeoutMs: 30_000 }),
+    fetch: (req, signal) => upstream.fetch(req, { timeoutMs: 30_000, signal }),
+  }) as unknown as Handlers[string];
   server.addService(brokerService, brokerImpl);
   const api: GroupCoordinatorApi = {
     findCoordinator: async () => ({ errorCode: 0, errorMessage: "", nodeId: 1, host: "127.0.0.1", port }),

@@ -3,7 +3,7 @@ import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
 import { silentLogger } from "@flotilla/common/logger";
-import type { BrokerApi, MetadataResponse } from "@flotilla/protocol";
+import { PipelineChannel, type BrokerApi, type MetadataResponse } from "@flotilla/protocol";
 import { startBrokerGrpcServer, type BrokerGrpcServer } from "./grpc-server.js";
 import type { KafkaListenerSettings } from "./kafka/listener.js";
 import { RawKafkaSocket, apiVersionsFrame, readApiVersionsResponse } from "./kafka/test-support.js";
@@ -66,6 +66,41 @@ describe("gRPC calls", () => {
     expect(signals[1]!.aborted).toBe(true);
     expect(signals[0]!.aborted).toBe(false);
   });
+});
+
+describe("Pipeline streams", () => {
+  it("close() answers what is in flight on an open Pipeline stream, then ends it, without waiting out the grace period", async () => {
+    let release: (() => void) | undefined;
+    const api = new Proxy({} as BrokerApi, {
+      get: (_t, name) =>
+        name === "produce"
+          ? async () => {
+              await new Promise<void>((r) => (release = r));
+              return { topics: [{ name: "held", partitions: [] }] };
+            }
+          : async () => Promise.reject(new FlotillaError("UNSUPPORTED_VERSION", `fake broker has no ${String(name)}`)),
+    });
+    const server = await startBrokerGrpcServer({ api, host: "127.0.0.1", port: 0, logger: silentLogger() });
+    servers.push(server);
+    const client = new RawBrokerClient(`127.0.0.1:${server.port}`);
+    clients.push(client);
+    const pipeline = new PipelineChannel(client.grpcClient, "test broker");
+    clients.push(pipeline);
+    const held = pipeline.produce({ acks: -1, timeoutMs: 1000, topics: [] }, { timeoutMs: 60_000 });
+    for (let i = 0; i < 200 && !release; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(release).toBeDefined();
+    // A grace far longer than the test's own timeout: close() must end the stream itself.
+    let closed = false;
+    const closing = server.close(600_000).then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed).toBe(false); // the produce in flight is still owed its answer
+    release!();
+    expect((await held).topics[0]!.name).toBe("held");
+    await closing;
+    // A request after the broker ended the stream fails as a network error (retriable), not a hang.
+    const after = await pipeline.produce({ acks: -1, timeoutMs: 1000, topics: [] }, { timeoutMs: 5000 }).catch((e: unknown) => e as FlotillaError);
+    expect((after as FlotillaError).errorName).toBe("NETWORK_EXCEPTION");
+  }, 20_000);
 });
 
 describe("one port for gRPC and Kafka", () => {

@@ -9,7 +9,7 @@ import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { CALL_CANCELLED, FlotillaError } from "@flotilla/common";
 import type { Logger } from "@flotilla/common/logger";
-import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, serviceClientCtor, toServiceError, type BrokerApi, type CreatePartitionsRequest, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
+import { BROKER_PROTO, BROKER_SERVICE, GRPC_CHANNEL_OPTIONS, pipelineHandler, serviceClientCtor, toServiceError, type BrokerApi, type PipelineStream, type CreatePartitionsRequest, type GroupCoordinatorApi, type OffsetForLeaderEpochRequest, type ReplicationApi } from "@flotilla/protocol";
 import { groupServiceDefinition, groupServiceHandlers } from "./group/grpc.js";
 import { KafkaListener, sniffProtocol, type KafkaListenerSettings } from "./kafka/listener.js";
 
@@ -46,9 +46,10 @@ function unary(name: string, logger: Logger, run: (request: unknown, signal: Abo
 }
 
 /** Wraps a BrokerApi in a gRPC handler map. */
-export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, logger: Logger): grpc.UntypedServiceImplementation {
+export function brokerServiceHandlers(api: BrokerApi & Partial<ReplicationApi>, logger: Logger, pipelines: Set<PipelineStream> = new Set()): grpc.UntypedServiceImplementation {
   const h = <Req>(name: string, fn: (req: Req, signal: AbortSignal) => Promise<unknown>) => unary(name, logger, (req, signal) => fn(req as Req, signal));
   return {
+    Pipeline: pipelineHandler({ produce: (req) => api.produce(req), fetch: (req, signal) => api.fetch(req, signal) }, { logger, open: pipelines }) as grpc.UntypedHandleCall,
     Produce: h("Produce", (req: Parameters<BrokerApi["produce"]>[0]) => api.produce(req)),
     Fetch: h("Fetch", (req: Parameters<BrokerApi["fetch"]>[0], signal) => api.fetch(req, signal)),
     ListOffsets: h("ListOffsets", (req: Parameters<BrokerApi["listOffsets"]>[0]) => api.listOffsets(req)),
@@ -113,7 +114,9 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
   const { logger } = options;
   const server = new grpc.Server(GRPC_CHANNEL_OPTIONS);
   const ctor = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE);
-  server.addService(ctor.service, brokerServiceHandlers(options.api, logger));
+  /** Open Pipeline streams: close() ends them so that tryShutdown need not wait out its grace. */
+  const pipelines = new Set<PipelineStream>();
+  server.addService(ctor.service, brokerServiceHandlers(options.api, logger, pipelines));
   if (options.groups) server.addService(groupServiceDefinition(), groupServiceHandlers(options.groups, logger));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const kafka = options.kafka ? KafkaListener.forBroker(options.kafka) : undefined;
@@ -204,6 +207,7 @@ export async function startBrokerGrpcServer(options: BrokerGrpcServerOptions): P
         const listenersClosed = Promise.all(netServers.map((n) => new Promise<void>((resolve) => n.close(() => resolve()))));
         // Kafka has no graceful drain: clients reconnect elsewhere, as after a broker restart.
         kafka?.close();
+        for (const p of [...pipelines]) p.shutdown();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             logger.warn({ graceMs }, "calls still in flight after the grace period; cancelling them");

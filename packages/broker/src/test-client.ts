@@ -35,6 +35,11 @@ import { startNode, type NodeHandle } from "./node.js";
 export class RawBrokerClient {
   private readonly client: grpc.Client & Record<string, unknown>;
 
+  /** The underlying Broker service client, e.g. for a PipelineChannel on the same channel. */
+  get grpcClient(): grpc.Client {
+    return this.client;
+  }
+
   constructor(address: string) {
     const Ctor = serviceClientCtor(BROKER_PROTO, BROKER_SERVICE);
     this.client = new Ctor(address, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS) as grpc.Client & Record<string, unknown>;

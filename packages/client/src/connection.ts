@@ -4,6 +4,7 @@ import {
   BROKER_PROTO,
   BROKER_SERVICE,
   GRPC_CHANNEL_OPTIONS,
+  PipelineChannel,
   fromServiceError,
   serviceClientCtor,
   type BrokerApi,
@@ -43,6 +44,8 @@ type UnaryMethod = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOpt
 export class BrokerConnection {
   readonly address: string;
   private readonly client: grpc.Client;
+  /** Produce and Fetch go on the Pipeline stream; the rarer calls stay unary. */
+  private readonly pipeline: PipelineChannel;
   private closed = false;
 
   constructor(address: string, clientId: string) {
@@ -52,16 +55,17 @@ export class BrokerConnection {
       ...GRPC_CHANNEL_OPTIONS,
       "grpc.primary_user_agent": `flotilla-client/${clientId}`,
     });
+    this.pipeline = new PipelineChannel(this.client, address);
   }
 
   produce(req: ProduceRequest, options: CallOptions): Promise<ProduceResponse> {
-    return this.unary("Produce", req, options);
+    return this.pipeline.produce(req, options);
   }
   initProducerId(req: InitProducerIdRequest, options: CallOptions): Promise<InitProducerIdResponse> {
     return this.unary("InitProducerId", req, options);
   }
   fetch(req: FetchRequest, options: CallOptions): Promise<FetchResponse> {
-    return this.unary("Fetch", req, options);
+    return this.pipeline.fetch(req, options);
   }
   listOffsets(req: ListOffsetsRequest, options: CallOptions): Promise<ListOffsetsResponse> {
     return this.unary("ListOffsets", req, options);
@@ -85,6 +89,7 @@ export class BrokerConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.pipeline.close();
     this.client.close();
   }
 

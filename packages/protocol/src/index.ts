@@ -2,6 +2,7 @@ export * from "./batch/header.js";
 export * from "./broker-api.js";
 export * from "./grpc.js";
 export * from "./grpc-errors.js";
+export * from "./pipeline.js";
 export * from "./batch/records.js";
 export * from "./batch/lazy-batch.js";
 export * from "./batch/builder.js";

@@ -5,6 +5,7 @@ import {
   BROKER_SERVICE,
   EARLIEST_TIMESTAMP,
   GRPC_CHANNEL_OPTIONS,
+  pipelineHandler,
   readBatchHeader,
   serviceClientCtor,
   setBaseOffset,
@@ -130,28 +131,36 @@ export class MemoryBroker {
       }),
       initProducerId: async () => ({ errorCode: 0, errorMessage: "", producerId: this.nextProducerId++, producerEpoch: 0 }),
     };
+    // One call by RPC name, with the injected faults and lost answers: the same for a unary
+    // call and for a request on the Pipeline stream.
+    const invoke = async (name: string, fn: (req: unknown) => Promise<unknown>, req: unknown): Promise<unknown> => {
+      this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
+      const whole = this.faults.get(name)?.[0];
+      if (whole?.wholeCall) {
+        this.faults.get(name)?.shift();
+        throw new FlotillaError(whole.error, "injected");
+      }
+      const res = await fn(req);
+      const drops = this.dropped.get(name) ?? 0;
+      if (drops > 0) {
+        this.dropped.set(name, drops - 1);
+        throw new FlotillaError("NETWORK_EXCEPTION", "injected: response lost");
+      }
+      return res;
+    };
     const impl: grpc.UntypedServiceImplementation = {};
     for (const [name, fn] of Object.entries(api) as [string, (req: unknown) => Promise<unknown>][]) {
       impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
-        const whole = this.faults.get(name)?.[0];
-        if (whole?.wholeCall) {
-          this.faults.get(name)?.shift();
-          cb(toServiceError(new FlotillaError(whole.error, "injected")) as grpc.ServiceError);
-          return;
-        }
-        fn(call.request).then(
-          (res) => {
-            const drops = this.dropped.get(name) ?? 0;
-            if (drops > 0) {
-              this.dropped.set(name, drops - 1);
-              cb(toServiceError(new FlotillaError("NETWORK_EXCEPTION", "injected: response lost")) as grpc.ServiceError);
-            } else cb(null, res);
-          },
+        invoke(name, fn, call.request).then(
+          (res) => cb(null, res),
           (err: unknown) => cb(toServiceError(err) as grpc.ServiceError),
         );
       };
     }
+    impl["Pipeline"] = pipelineHandler({
+      produce: (req) => invoke("produce", api.produce as (req: unknown) => Promise<unknown>, req) as Promise<ProduceResponse>,
+      fetch: (req) => invoke("fetch", api.fetch as (req: unknown) => Promise<unknown>, req) as Promise<FetchResponse>,
+    }) as grpc.UntypedHandleCall;
     server.addService(serviceClientCtor(BROKER_PROTO, BROKER_SERVICE).service, impl);
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
