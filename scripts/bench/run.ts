@@ -162,7 +162,7 @@ const LINGER_MS = 5;
 const BUFFER_MEMORY_BYTES = 1024 * 1024;
 const RECORDS_PER_SEND = 100;
 /** The throughput-tuned producer settings (see the header comment). */
-const TUNED = { batchSizeBytes: 256 * 1024, lingerMs: 10, bufferMemoryBytes: 16 * 1024 * 1024 } as const;
+const TUNED = { batchSizeBytes: 512 * 1024, lingerMs: 10, bufferMemoryBytes: 32 * 1024 * 1024 } as const;
 const TUNED_PRODUCER_COUNTS = [1, 3] as const;
 const E2E_RECORDS_PER_SEC = 10_000;
 const NATS_INFLIGHT_MAX = 4096;
