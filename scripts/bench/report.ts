@@ -38,8 +38,8 @@ function produceTable(report: BenchReport): string {
 
 function consumeTable(report: BenchReport): string {
   return table(
-    ["record", "mode", "records", "records/s", "MB/s", "fetch records/s", "fetch MB/s", "to first record ms", "broker RSS max MiB", "error"],
-    report.consume.map((r) => [`${r.recordSizeBytes} B`, r.mode, num(r.records), num(r.recordsPerSec), num(r.mbPerSec, 2), num(r.fetchRecordsPerSec), num(r.fetchMbPerSec, 2), num(r.startupMs), rss(r.brokerRssMaxMiB), r.error ?? ""]),
+    ["record", "mode", "stored in batches of", "records", "records/s", "MB/s", "fetch records/s", "fetch MB/s", "to first record ms", "broker RSS max MiB", "error"],
+    report.consume.map((r) => [`${r.recordSizeBytes} B`, r.mode, `${r.producerBatchSizeBytes / 1024} KiB`, num(r.records), num(r.recordsPerSec), num(r.mbPerSec, 2), num(r.fetchRecordsPerSec), num(r.fetchMbPerSec, 2), num(r.startupMs), rss(r.brokerRssMaxMiB), r.error ?? ""]),
   );
 }
 

@@ -15,6 +15,9 @@
  * Kafka's tuning guides give for throughput (a larger batch.size and linger.ms, and the
  * buffer.memory to keep them full): the default 16 KiB batch measures how Flotilla behaves
  * as configured out of the box, the large one what its data path carries per request.
+ * A row's topic is deleted right after its run unless the consumer rows read it, and the
+ * page cache is written back (`sync`) before the next row, so that each row starts with
+ * nothing waiting for writeback, rather than the later rows paying for the earlier rows' data.
  * A short unreported warm-up run first lets the brokers' JIT compile the hot path, so the
  * first cell of the matrix is not also the cold one. Producers run in worker processes started once (a pool
  * of 3; one-producer runs use the first), so the bench process itself only samples memory.
@@ -22,6 +25,7 @@
  * Nothing here fails on a time: a run that errors is recorded with its error and the
  * matrix goes on. Every process started is stopped by pid in `finally`, also on abort.
  */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -84,6 +88,8 @@ export interface ConsumeRow {
   topic: string;
   recordSizeBytes: number;
   mode: "alone" | "group";
+  /** The batch.size of the producer run that wrote the topic: the size of the stored batches. */
+  producerBatchSizeBytes: number;
   records: number;
   recordsPerSec: number;
   mbPerSec: number;
@@ -161,6 +167,16 @@ const BATCH_SIZE_BYTES = 16_384;
 const LINGER_MS = 5;
 const BUFFER_MEMORY_BYTES = 1024 * 1024;
 const RECORDS_PER_SEND = 100;
+/**
+ * `sync`: the kernel writes every dirty page back now, bounded by 120 s. Between rows, so that
+ * a row does not pay (in system CPU, on a 2-core machine) for writing back the previous rows'
+ * data. Where there is no `sync` the bench goes on without it.
+ */
+function flushPageCache(log: (line: string) => void): void {
+  const r = spawnSync("sync", [], { timeout: 120_000, stdio: "ignore" });
+  if (r.error || r.status !== 0) log(`bench: sync between rows failed (${r.error?.message ?? `exit ${r.status}`}); going on`);
+}
+
 /** The throughput-tuned producer settings (see the header comment). */
 const TUNED = { batchSizeBytes: 512 * 1024, lingerMs: 10, bufferMemoryBytes: 32 * 1024 * 1024 } as const;
 const TUNED_PRODUCER_COUNTS = [1, 3] as const;
@@ -211,6 +227,18 @@ interface ProduceRun {
   compression: Compression;
   producers: number;
   tuned: boolean;
+}
+
+/**
+ * What the consumer rows read: the one-producer acks=all uncompressed topic of each record
+ * size, alone and in a group, and the one the tuned producer wrote (the same records in
+ * batch.size 512 KiB batches), alone: a consumer's cost is per batch as much as per byte.
+ */
+function consumeSources(): { size: number; topic: string; producerBatchSizeBytes: number; modes: readonly ("alone" | "group")[] }[] {
+  return [
+    ...RECORD_SIZES.map((size) => ({ size, topic: produceTopic(size, "all", "none", 1), producerBatchSizeBytes: BATCH_SIZE_BYTES, modes: ["alone", "group"] as const })),
+    { size: 100, topic: produceTopic(100, "all", "none", 1, true), producerBatchSizeBytes: TUNED.batchSizeBytes, modes: ["alone"] as const },
+  ];
 }
 
 /** The producer matrix in run order: the default-settings runs, then the tuned ones. */
@@ -391,15 +419,31 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
         pool?.close();
         pool = await startProducerPool(PRODUCERS_MAX, { execArgv: profFlags });
       }
+      // Each row starts from the same disk state: the data of a row the consumers do not read
+      // goes at once. Left in place, several GB of it would still be in the page cache waiting
+      // to be written back when later rows run, and the kernel's writeback (about 40 % of
+      // this machine's CPU as system time) would be charged to whichever rows come last.
+      const keep = consumeSources().some((c) => c.topic === topic);
+      if (!keep) {
+        const admin = new Admin({ bootstrapServers: bootstrap, clientId: "bench", defaultApiTimeoutMs: 60_000, logger: silentLogger() });
+        try {
+          await admin.deleteTopics({ topics: [topic], timeoutMs: 60_000 });
+        } catch (err) {
+          log(`bench: could not delete ${topic} after its run (${errorText(err)}); going on`);
+        } finally {
+          await admin.close();
+        }
+      }
+      // What stays (the consumers' topics) is written back now, between rows, not during the next one.
+      flushPageCache(log);
     }
 
     // Consumers read what the one-producer acks=all runs wrote.
-    for (const size of RECORD_SIZES) {
-      const topic = produceTopic(size, "all", "none", 1);
+    for (const { size, topic, producerBatchSizeBytes, modes } of consumeSources()) {
       const written = report.produce.find((r) => r.topic === topic)?.records ?? 0;
-      for (const mode of ["alone", "group"] as const) {
+      for (const mode of modes) {
         checkAbort();
-        const name = `consume ${sizeName(size)} ${mode}`;
+        const name = `consume ${sizeName(size)} ${mode}${producerBatchSizeBytes !== BATCH_SIZE_BYTES ? ` (written with batch.size=${producerBatchSizeBytes / 1024}KiB)` : ""}`;
         log(`bench: ${name} (${written} records)`);
         brokerRss.take();
         try {
@@ -419,6 +463,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
             topic,
             recordSizeBytes: size,
             mode,
+            producerBatchSizeBytes,
             records: r.total.records,
             recordsPerSec: round(r.total.recordsPerSec),
             mbPerSec: round(r.total.mbPerSec, 2),
@@ -429,7 +474,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
             brokerRssMaxMiB: brokerRss.take(),
           });
         } catch (err) {
-          report.consume.push({ name, topic, recordSizeBytes: size, mode, records: 0, recordsPerSec: 0, mbPerSec: 0, fetchRecordsPerSec: 0, fetchMbPerSec: 0, startupMs: 0, error: errorText(err), brokerRssMaxMiB: brokerRss.take() });
+          report.consume.push({ name, topic, recordSizeBytes: size, mode, producerBatchSizeBytes, records: 0, recordsPerSec: 0, mbPerSec: 0, fetchRecordsPerSec: 0, fetchMbPerSec: 0, startupMs: 0, error: errorText(err), brokerRssMaxMiB: brokerRss.take() });
           log(`bench: ${name} failed: ${errorText(err)}`);
         }
       }

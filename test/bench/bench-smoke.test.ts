@@ -46,7 +46,8 @@ describe("pnpm bench --quick", () => {
       expect(Object.keys(r.brokerRssMaxMiB).sort()).toEqual(["broker-1", "broker-2", "broker-3"]);
     }
 
-    expect(report.consume.map((r) => `${r.recordSizeBytes}/${r.mode}`).sort()).toEqual(["100/alone", "100/group", "1024/alone", "1024/group"]);
+    // The default-settings topics of each size alone and in a group, and the tuned producer's topic alone.
+    expect(report.consume.map((r) => `${r.recordSizeBytes}/${r.mode}/${r.producerBatchSizeBytes / 1024}KiB`).sort()).toEqual(["100/alone/16KiB", "100/alone/512KiB", "100/group/16KiB", "1024/alone/16KiB", "1024/group/16KiB"]);
     for (const r of report.consume) {
       expect(r.error, `${r.name}: ${r.error}`).toBeUndefined();
       // Each consumer read everything its producer run wrote.
