@@ -37,6 +37,7 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SERVER_CONFIG_DEFS, loadServerConfig, parseListener, propertyNameOfEnv, type ServerConfig } from "../../packages/broker/src/index.js";
 import { runCli, type CliIo } from "../../packages/cli/src/index.js";
+import { SERVER_NODE_FLAGS } from "../../packages/cli/src/node-flags.js";
 import { REPO_ROOT, tailFile } from "../helpers/processes.js";
 import { DEPLOY, IMAGE_WORKDIR, localPath, localizeEnv, readCompose, readDockerfile, readK8s, renderPodEnv, type ComposeService, type K8sObject, type PodSpecLike } from "./render.js";
 
@@ -251,14 +252,15 @@ describe("deploy/k8s", () => {
 
 describe("deploy/Dockerfile", () => {
   it("runs the CLI's server as a non-root user with the data volume, the ports and a readiness healthcheck", () => {
-    expect(dockerfile.entrypoint).toEqual(["node", "--import", "tsx", "packages/cli/src/main.ts"]);
+    // The server's Node flags (packages/cli/src/node-flags.ts), as `flotilla start` and the test cluster use them.
+    expect(dockerfile.entrypoint).toEqual(["node", ...SERVER_NODE_FLAGS, "--import", "tsx", "packages/cli/src/main.ts"]);
     expect(dockerfile.cmd).toEqual(["server"]);
     expect(dockerfile.workdir).toBe(IMAGE_WORKDIR);
     expect(dockerfile.user).not.toMatch(/^(root|0)(:|$)/);
     expect(dockerfile.volumes).toEqual([VOLUME_ROOT]);
     expect(dockerfile.exposed.sort()).toEqual([8080, 9092, 9093]);
     expect(dockerfile.healthcheck).toEqual(["node", "deploy/healthcheck.mjs", "/readyz"]);
-    expect(fs.existsSync(path.join(REPO_ROOT, dockerfile.entrypoint[3]!))).toBe(true);
+    expect(fs.existsSync(path.join(REPO_ROOT, dockerfile.entrypoint[dockerfile.entrypoint.length - 1]!))).toBe(true);
   });
 
   it("pins pnpm and tsx to the versions of package.json and the lockfile", () => {

@@ -27,6 +27,7 @@ import { systemClock } from "../../packages/common/src/node.js";
 import { Admin, Consumer, type TopicDescription } from "../../packages/client/src/index.js";
 import { ControllerQuorumClient, type ClusterDescription } from "../../packages/controller/src/index.js";
 import { PartitionLog } from "../../packages/storage/src/index.js";
+import { SERVER_NODE_FLAGS } from "../../packages/cli/src/node-flags.js";
 import { freePorts, startTsProcess, type ChildHandle, type ExitStatus } from "./processes.js";
 
 export type NodeRoles = "broker" | "controller" | "broker,controller";
@@ -176,6 +177,7 @@ export async function startCombinedCluster(options: CombinedClusterOptions): Pro
         ].flatMap((o) => ["--override", o]),
       ],
       env: { FLOTILLA_LOG_LEVEL: "info" },
+      nodeArgs: SERVER_NODE_FLAGS,
       readyLine: /"event":"ready"/,
       // A loaded 2-core machine starts tsx slowly.
       readyTimeoutMs: options.readyTimeoutMs ?? 60_000,

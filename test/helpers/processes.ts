@@ -48,6 +48,8 @@ export interface StartOptions {
    * exec (not fork) so the child's pid stays the node's pid for signals.
    */
   wrap?: readonly string[];
+  /** Node flags before `--import tsx` (e.g. the server's SERVER_NODE_FLAGS). */
+  nodeArgs?: readonly string[];
 }
 
 export interface ExitStatus {
@@ -131,7 +133,7 @@ export async function startTsProcess(options: StartOptions): Promise<ChildHandle
   }
   let child: ChildProcess;
   try {
-    const command = [...(options.wrap ?? []), process.execPath, "--import", "tsx", entry, ...(options.args ?? [])];
+    const command = [...(options.wrap ?? []), process.execPath, ...(options.nodeArgs ?? []), "--import", "tsx", entry, ...(options.args ?? [])];
     child = spawn(command[0]!, command.slice(1), {
       cwd: REPO_ROOT,
       env,

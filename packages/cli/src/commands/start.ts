@@ -30,6 +30,7 @@ import readline from "node:readline";
 import { Command } from "commander";
 import { parseIntFlag, parseKeyValues, UsageError } from "../format.js";
 import { writeOut, type CliIo } from "../io.js";
+import { SERVER_NODE_FLAGS } from "../node-flags.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -145,7 +146,7 @@ function tail(file: string, maxBytes = 3000): string {
 function spawnNode(plan: LocalNodePlan, cwd: string, env: NodeJS.ProcessEnv): RunningNode {
   fs.mkdirSync(path.dirname(plan.logFile), { recursive: true });
   const logFd = fs.openSync(plan.logFile, "a");
-  const args = [...process.execArgv, process.argv[1]!, "server", ...Object.entries(plan.properties).flatMap(([k, v]) => ["--override", `${k}=${v}`])];
+  const args = [...SERVER_NODE_FLAGS.filter((f) => !process.execArgv.includes(f)), ...process.execArgv, process.argv[1]!, "server", ...Object.entries(plan.properties).flatMap(([k, v]) => ["--override", `${k}=${v}`])];
   const child = spawn(process.execPath, args, { cwd, env, stdio: ["ignore", "pipe", logFd], detached: true });
   fs.closeSync(logFd);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
