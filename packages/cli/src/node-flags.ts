@@ -5,12 +5,12 @@
  *
  * --no-memory-reducer: V8's memory reducer starts heap-shrinking collections when a process
  * allocates little on the JS heap, which is what a broker looks like: it moves large
- * Buffers (external memory) and allocates few objects. Under replication load two of three
- * brokers ran about 20 incremental mark-compacts a second in it (flag
- * kGCCallbackScheduleIdleGarbageCollection), about a fifth of their time; without it, 1-9
- * per 10 s, and the same 100 B acks=all RF 3 load went from 0.68-0.79M to 1.17-1.60M
- * records/s (docs/PERFORMANCE.md). The heap is still collected as usual; it is only not
- * shrunk eagerly. It must be given on the command line (V8 sets the reducer up at start, and
- * Node does not take it in NODE_OPTIONS).
+ * Buffers (external memory) and allocates few objects. In slow runs under replication load
+ * the brokers ran 150-220 incremental mark-compacts per 10 s, flagged
+ * kGCCallbackScheduleIdleGarbageCollection, about a fifth of their time (0.6-0.8M records/s
+ * against 1.1-1.6M in runs without them). With this flag 2 of 3 runs were free of them, without
+ * it 0 of 2: it removes one trigger, not every one (docs/PERFORMANCE.md). The heap is still
+ * collected as usual; it is only not shrunk eagerly. It must be given on the command line
+ * (V8 sets the reducer up at start, and Node does not take it in NODE_OPTIONS).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ["--no-memory-reducer"];
