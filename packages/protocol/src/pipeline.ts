@@ -102,8 +102,13 @@ export class PipelineChannel {
     this.breakStream(this.stream, new FlotillaError("NETWORK_EXCEPTION", `pipeline to ${this.address} is closed`));
   }
 
+  /** "Produce to host:port": how errors name a request. */
+  private where(kind: "produce" | "fetch"): string {
+    return `${kind === "produce" ? "Produce" : "Fetch"} to ${this.address}`;
+  }
+
   private call(kind: "produce" | "fetch", body: ProduceRequest | FetchRequest, options: PipelineCallOptions): Promise<unknown> {
-    const where = `${kind === "produce" ? "Produce" : "Fetch"} to ${this.address}`;
+    const where = this.where(kind);
     if (this.closed) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: the connection is closed`));
     if (options.signal?.aborted) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: cancelled before it was sent`));
     const stream = this.open();
@@ -154,7 +159,7 @@ export class PipelineChannel {
   private onResponse(res: PipelineResponse): void {
     const p = this.settle(res.correlationId);
     if (!p) return; // abandoned (timed out or cancelled) before its answer came
-    const where = `${p.kind === "produce" ? "Produce" : "Fetch"} to ${this.address}`;
+    const where = this.where(p.kind);
     if (res.body === "error") p.reject(fromPipelineError(res.error, where));
     else if (res.body !== p.kind) p.reject(new FlotillaError("UNKNOWN_SERVER_ERROR", `${where}: the answer is a ${res.body} answer`));
     else p.resolve(res.body === "produce" ? res.produce : res.fetch);
@@ -215,15 +220,18 @@ export function pipelineHandler(api: PipelineHandlers, options: PipelineServeOpt
       },
     };
     open.add(self);
-    call.on("close", () => open.delete(self));
+    /** The stream is done with (ended or gone): no more answers, no longer open. */
+    const finish = (): void => {
+      gone = true;
+      open.delete(self);
+    };
     const flow = (): void => {
       const stop = inflight.size >= PIPELINE_INFLIGHT_MAX || awaitingDrain;
       if (stop && !paused) call.pause();
       else if (!stop && paused) call.resume();
       paused = stop;
       if (clientDone && inflight.size === 0 && !gone) {
-        gone = true;
-        open.delete(self);
+        finish();
         call.end();
       }
     };
@@ -237,9 +245,9 @@ export function pipelineHandler(api: PipelineHandlers, options: PipelineServeOpt
         });
       }
     };
+    const failure = (id: number, err: unknown): PipelineResponse => ({ correlationId: id, body: "error", error: toPipelineError(err) });
     const stopAll = (): void => {
-      gone = true;
-      open.delete(self);
+      finish();
       for (const a of inflight.values()) a.abort(CALL_CANCELLED);
       inflight.clear();
     };
@@ -250,11 +258,11 @@ export function pipelineHandler(api: PipelineHandlers, options: PipelineServeOpt
         return;
       }
       if (clientDone) {
-        answer({ correlationId: id, body: "error", error: toPipelineError(new FlotillaError("SHUTTING_DOWN", "the broker is shutting down and takes no more requests on this stream")) });
+        answer(failure(id, new FlotillaError("SHUTTING_DOWN", "the broker is shutting down and takes no more requests on this stream")));
         return;
       }
       if (inflight.has(id)) {
-        answer({ correlationId: id, body: "error", error: toPipelineError(new FlotillaError("INVALID_REQUEST", `pipeline request ${id} reuses the correlation id of a request still in flight`)) });
+        answer(failure(id, new FlotillaError("INVALID_REQUEST", `pipeline request ${id} reuses the correlation id of a request still in flight`)));
         return;
       }
       const abort = new AbortController();
@@ -264,21 +272,17 @@ export function pipelineHandler(api: PipelineHandlers, options: PipelineServeOpt
       else run = Promise.reject(new FlotillaError("INVALID_REQUEST", `pipeline request ${id} has no produce, fetch or cancel in it`));
       inflight.set(id, abort);
       flow();
-      run.then(
-        (response) => {
+      run
+        .catch((err: unknown) => {
+          if (!(err instanceof FlotillaError) && !abort.signal.aborted) options.logger?.error({ err, rpc: `Pipeline ${req.body}` }, "unexpected error in request handler");
+          return failure(id, err);
+        })
+        .then((response) => {
           if (inflight.get(id) !== abort) return; // the stream went away meanwhile
           inflight.delete(id);
           if (!abort.signal.aborted) answer(response); // a cancelled request gets no answer
           flow();
-        },
-        (err: unknown) => {
-          if (inflight.get(id) !== abort) return;
-          inflight.delete(id);
-          if (!(err instanceof FlotillaError) && !abort.signal.aborted) options.logger?.error({ err, rpc: `Pipeline ${req.body}` }, "unexpected error in request handler");
-          if (!abort.signal.aborted) answer({ correlationId: id, body: "error", error: toPipelineError(err) });
-          flow();
-        },
-      );
+        });
     });
     // The client half-closed: answer what is in flight, then end.
     call.on("end", () => {
