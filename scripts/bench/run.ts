@@ -177,6 +177,16 @@ function flushPageCache(log: (line: string) => void): void {
   if (r.error || r.status !== 0) log(`bench: sync between rows failed (${r.error?.message ?? `exit ${r.status}`}); going on`);
 }
 
+/** Runs `fn` with an Admin client of the bench cluster, closed afterwards. */
+async function withAdmin<T>(bootstrap: string, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = new Admin({ bootstrapServers: bootstrap, clientId: "bench", defaultApiTimeoutMs: 60_000, logger: silentLogger() });
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
 /** The throughput-tuned producer settings (see the header comment). */
 const TUNED = { batchSizeBytes: 512 * 1024, lingerMs: 10, bufferMemoryBytes: 32 * 1024 * 1024 } as const;
 const TUNED_PRODUCER_COUNTS = [1, 3] as const;
@@ -346,8 +356,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
     const e2eTopic = "bench-e2e-100B";
     const warmUpTopic = "bench-warm-up";
     topics.push(e2eTopic, warmUpTopic);
-    const admin = new Admin({ bootstrapServers: bootstrap, clientId: "bench", defaultApiTimeoutMs: 60_000, logger: silentLogger() });
-    try {
+    await withAdmin(bootstrap, async (admin) => {
       await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } })), timeoutMs: 60_000 });
       await cluster!.waitFor(
         "leaders of the bench topics",
@@ -357,9 +366,7 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
         },
         60_000,
       );
-    } finally {
-      await admin.close();
-    }
+    });
     log(`bench: cluster ${bootstrap}, ${topics.length} topics (${PARTITIONS} partitions, RF 3, min.insync.replicas=2)`);
 
     // Warm-up, not reported.
@@ -425,14 +432,9 @@ export async function runBench(options: BenchOptions): Promise<{ report: BenchRe
       // this machine's CPU as system time) would be charged to whichever rows come last.
       const keep = consumeSources().some((c) => c.topic === topic);
       if (!keep) {
-        const admin = new Admin({ bootstrapServers: bootstrap, clientId: "bench", defaultApiTimeoutMs: 60_000, logger: silentLogger() });
-        try {
-          await admin.deleteTopics({ topics: [topic], timeoutMs: 60_000 });
-        } catch (err) {
-          log(`bench: could not delete ${topic} after its run (${errorText(err)}); going on`);
-        } finally {
-          await admin.close();
-        }
+        await withAdmin(bootstrap, (admin) => admin.deleteTopics({ topics: [topic], timeoutMs: 60_000 })).catch((err: unknown) =>
+          log(`bench: could not delete ${topic} after its run (${errorText(err)}); going on`),
+        );
       }
       // What stays (the consumers' topics) is written back now, between rows, not during the next one.
       flushPageCache(log);
