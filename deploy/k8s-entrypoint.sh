@@ -15,4 +15,4 @@ case "$ordinal" in
 esac
 FLOTILLA_NODE_ID=$((ordinal + 1))
 export FLOTILLA_NODE_ID
-exec node --no-memory-reducer --import tsx packages/cli/src/main.ts "$@"
+exec node --no-memory-reducer --heap-growing-percent=200 --import tsx packages/cli/src/main.ts "$@"
