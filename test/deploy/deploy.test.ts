@@ -250,6 +250,15 @@ describe("deploy/k8s", () => {
   });
 });
 
+describe("the root package.json scripts", () => {
+  it("run `pnpm flotilla` (servers and tools) and `pnpm bench` (a long-lived client process) with the server's Node flags", () => {
+    const scripts = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+    const flags = SERVER_NODE_FLAGS.join(" ");
+    expect(scripts.flotilla).toBe(`node ${flags} --import tsx packages/cli/src/main.ts`);
+    expect(scripts.bench).toBe(`node ${flags} --import tsx scripts/bench.ts`);
+  });
+});
+
 describe("deploy/Dockerfile", () => {
   it("runs the CLI's server as a non-root user with the data volume, the ports and a readiness healthcheck", () => {
     // The server's Node flags (packages/cli/src/node-flags.ts), as `flotilla start` and the test cluster use them.
