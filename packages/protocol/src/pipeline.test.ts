@@ -60,6 +60,20 @@ async function rejection(p: Promise<unknown>): Promise<FlotillaError> {
 }
 
 describe("Pipeline stream", () => {
+  it("a client without the Pipeline method fails each call with a rejection naming the broker, not a synchronous throw", async () => {
+    const client = new grpc.Client("127.0.0.1:1", grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const pipeline = new PipelineChannel(client, "127.0.0.1:1");
+    let returned: Promise<ProduceResponse> | undefined;
+    expect(() => {
+      returned = pipeline.produce(produceReq("t"), { timeoutMs: 1000 });
+    }).not.toThrow();
+    const err = await rejection(returned!);
+    expect(err.errorName).toBe("UNSUPPORTED_VERSION");
+    expect(err.message).toContain("127.0.0.1:1");
+    expect(pipeline.inFlight).toBe(0);
+  });
+
   it("answers each request by its correlation id, in the order they finish (a held produce does not hold up a fetch)", async () => {
     let release: (() => void) | undefined;
     const { port } = await serve({

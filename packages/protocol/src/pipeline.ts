@@ -111,7 +111,13 @@ export class PipelineChannel {
     const where = this.where(kind);
     if (this.closed) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: the connection is closed`));
     if (options.signal?.aborted) return Promise.reject(new FlotillaError("NETWORK_EXCEPTION", `${where}: cancelled before it was sent`));
-    const stream = this.open();
+    let stream: grpc.ClientDuplexStream<PipelineRequest, PipelineResponse>;
+    try {
+      stream = this.open();
+    } catch (err) {
+      // A client without the stream (or one grpc-js refuses to open) fails this call, as a rejection like any other.
+      return Promise.reject(err instanceof FlotillaError ? err : new FlotillaError("NETWORK_EXCEPTION", `${where}: could not open the pipeline: ${String(err)}`, { cause: err }));
+    }
     const correlationId = this.nextId++;
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
