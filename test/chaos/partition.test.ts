@@ -102,12 +102,7 @@ async function runScenario(s: Scenario): Promise<void> {
     overrides: ["offsets.topic.replication.factor=3", `broker.session.timeout.ms=${SESSION_TIMEOUT_MS}`],
   });
   const c = cluster;
-  const admin = new Admin({ bootstrapServers: c.bootstrap(), defaultApiTimeoutMs: 20_000 });
-  try {
-    await c.waitFor("topic created", async () => (await admin.createTopics({ topics: [{ topic: s.topic, numPartitions: s.partitions, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] })).length === 1, 90_000);
-  } finally {
-    await admin.close();
-  }
+  await c.createTopic(s.topic, { partitions: s.partitions, configs: { "min.insync.replicas": "2" } }, 90_000);
   /** Every partition as the first of `viaNodes` that answers describes it. */
   const partitionStates = async (viaNodes: readonly number[]): Promise<PartitionState[] | undefined> => {
     for (const via of viaNodes) {

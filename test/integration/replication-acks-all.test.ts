@@ -11,7 +11,7 @@
  *   byte-identical to the others.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
+import { Producer, type RecordMetadata } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 import type { ChildHandle } from "../helpers/processes.js";
 
@@ -43,16 +43,9 @@ afterAll(async () => {
 describe("acks=all through a leader's kill -9 and restart (3 combined nodes)", () => {
   it("reads every acknowledged record exactly once and in order, and all replicas end byte-identical", async () => {
     const c = cluster!;
-    const admin = new Admin({ bootstrapServers: c.bootstrap() });
-    try {
-      await c.waitFor("topic created", async () => (await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] })).length === 1, 60_000);
-    } finally {
-      await admin.close();
-    }
-    const initial = await c.waitFor("leaders with full ISRs", async () => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.length === PARTITIONS && t.partitions.every((p) => p.leader > 0 && p.isr.length === 3) ? t : undefined;
-    }, 60_000);
+    await c.createTopic(TOPIC, { partitions: PARTITIONS, configs: { "min.insync.replicas": "2" } }, 60_000);
+    await c.waitFor("leaders with full ISRs", () => c.hasFullIsr(TOPIC, PARTITIONS), 60_000);
+    const initial = await c.describeTopic(TOPIC);
     // Every partition gets records (101 keys over 3 partitions), so partition 0 is busy.
     const victimPartition = initial.partitions.find((p) => p.partition === 0)!;
     const victim = victimPartition.leader;
@@ -86,10 +79,7 @@ describe("acks=all through a leader's kill -9 and restart (3 combined nodes)", (
     expect(restarted).toBeDefined();
     await restarted;
 
-    await c.waitFor("the restarted node back in every ISR", async () => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.every((p) => p.isr.length === 3);
-    }, 90_000);
+    await c.waitFor("the restarted node back in every ISR", () => c.hasFullIsr(TOPIC, PARTITIONS), 90_000);
     const after = await c.describeTopic(TOPIC);
     expect(after.partitions.find((p) => p.partition === victimPartition.partition)!.leaderEpoch).toBeGreaterThan(victimPartition.leaderEpoch);
 

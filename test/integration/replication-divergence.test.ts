@@ -11,7 +11,7 @@
  *    from all of them.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Admin, Consumer, Producer } from "../../packages/client/src/index.js";
+import { Consumer, Producer } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 
 const NODES = [1, 2, 3];
@@ -48,14 +48,9 @@ afterAll(async () => {
 describe("a former leader with an unreplicated suffix", () => {
   it("truncates the records only it had after a new leader was elected, and ends byte-identical to the other replicas", async () => {
     const c = cluster!;
-    const admin = new Admin({ bootstrapServers: c.bootstrap() });
-    await c.waitFor("topic created", async () => (await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] })).length === 1, 30_000);
-    await admin.close();
-    const initial = await c.waitFor("a leader with the full ISR", async () => {
-      const t = await c.describeTopic(TOPIC, 1);
-      const p = t.partitions[0]!;
-      return p.leader > 0 && p.isr.length === 3 ? p : undefined;
-    }, 20_000);
+    await c.createTopic(TOPIC, { partitions: 1, configs: { "min.insync.replicas": "2" } }, 30_000);
+    await c.waitFor("a leader with the full ISR", () => c.hasFullIsr(TOPIC, 1), 20_000);
+    const initial = (await c.describeTopic(TOPIC)).partitions[0]!;
     const oldLeader = initial.leader;
     const followers = NODES.filter((id) => id !== oldLeader);
 

@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlotillaError } from "../../packages/common/src/index.js";
-import { Admin, Producer, type RecordMetadata } from "../../packages/client/src/index.js";
+import { Producer, type RecordMetadata } from "../../packages/client/src/index.js";
 import { startCombinedCluster, type CombinedCluster } from "../helpers/combined-cluster.js";
 
 const NODES = [1, 2, 3];
@@ -75,9 +75,7 @@ describe("replication across 3 broker processes", () => {
     const c = cluster!;
     const acked: { value: string; meta: RecordMetadata }[] = [];
     await c.waitForBrokersUnfenced(30_000);
-    const admin = new Admin({ bootstrapServers: c.bootstrap() });
-    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3, configs: { "min.insync.replicas": "2" } }] });
-    await admin.close();
+    await c.createTopic(TOPIC, { partitions: PARTITIONS, configs: { "min.insync.replicas": "2" } }, 30_000);
     const initial = await c.describeTopic(TOPIC);
     const victimPartition = initial.partitions.find((p) => p.leader !== 1)!;
     expect(victimPartition).toBeDefined();
@@ -101,10 +99,7 @@ describe("replication across 3 broker processes", () => {
     }
     expect(acked).toHaveLength(RECORDS);
     expect(acked.some((a) => a.meta.partition === victimPartition.partition)).toBe(true);
-    await c.waitFor("the restarted broker back in every ISR", async () => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.every((p) => p.isr.length === 3);
-    }, 30_000);
+    await c.waitFor("the restarted broker back in every ISR", () => c.hasFullIsr(TOPIC, PARTITIONS), 30_000);
     checkAcknowledged(acked, await readAll(c, RECORDS));
 
     // 2. Two brokers down: the ISR shrinks to broker 1 and acks=all is refused.
@@ -129,10 +124,7 @@ describe("replication across 3 broker processes", () => {
       await relaxed.close();
     }
     await Promise.all([c.start(2), c.start(3)]);
-    await c.waitFor("all brokers back in every ISR", async () => {
-      const t = await c.describeTopic(TOPIC);
-      return t.partitions.every((p) => p.isr.length === 3);
-    }, 30_000);
+    await c.waitFor("all brokers back in every ISR", () => c.hasFullIsr(TOPIC, PARTITIONS), 30_000);
     checkAcknowledged(acked, await readAll(c, acked.length));
 
     // 3. Clean stop (brokers first, the controller's node last), then compare the replicas' files.
