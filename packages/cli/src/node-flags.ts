@@ -18,7 +18,7 @@
  *   produce jobs on one cluster (100 B, acks=all, RF 3), interleaved runs: about 1,550 mark-
  *   compacts per run of six jobs without it and about 23 with it; the last two jobs 551k-650k
  *   records/s without it, 1.31M-1.38M with it; brokers' RSS 205-230 MiB without it, 232-263
- *   MiB with it (docs/PERFORMANCE.md, "Garbage collection").
+ *   MiB with it (docs/PERFORMANCE.md, "What the data-path work changed").
  * --no-memory-reducer: the memory reducer starts heap-shrinking collections when a process
  *   allocates little on the JS heap, which is what a broker looks like between bursts.
  *
