@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FlotillaError } from "@flotilla/common";
 import { loadServerConfig, parseListener } from "./config.js";
+import { toLogConfig } from "./replica-manager.js";
 import { envNameOfProperty, propertyNameOfEnv } from "./config-sources.js";
 
 let dir: string;
@@ -162,5 +163,17 @@ describe("Kafka listener limits", () => {
     expect(set.socketRequestMaxBytes).toBe(2048);
     expect(set.connectionsMaxIdleMs).toBe(5000);
     expect(invalid(() => loadServerConfig({ env: {}, overrides: { ...base, "socket.request.max.bytes": "12" } })).message).toMatch(/socket\.request\.max\.bytes/);
+  });
+});
+
+describe("fsync policy (log.flush.interval.messages / log.flush.interval.ms)", () => {
+  it("leaves fsync to the OS by default, as Kafka does, and passes settable intervals to the logs", () => {
+    const defaults = toLogConfig(loadServerConfig({ env: {}, overrides: base }).topicDefaults);
+    expect(defaults.flushIntervalMessages).toBeUndefined();
+    expect(defaults.flushIntervalMs).toBeUndefined();
+    const set = toLogConfig(loadServerConfig({ env: {}, overrides: { ...base, "log.flush.interval.messages": "1000", "log.flush.interval.ms": "250" } }).topicDefaults);
+    expect(set.flushIntervalMessages).toBe(1000);
+    expect(set.flushIntervalMs).toBe(250);
+    expect(invalid(() => loadServerConfig({ env: {}, overrides: { ...base, "log.flush.interval.messages": "0" } })).message).toContain("log.flush.interval.messages");
   });
 });

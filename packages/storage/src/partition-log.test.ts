@@ -424,3 +424,39 @@ describe("PartitionLog truncation", () => {
     await expect(again.read(0, { maxBytes: 10 })).rejects.toSatisfy((e) => FlotillaError.is(e, "NOT_LEADER_OR_FOLLOWER"));
   });
 });
+
+describe("fsync policy", () => {
+  /** Whether the active segment holds appended bytes not fsynced yet. */
+  const unflushed = (log: PartitionLog): boolean => (log as unknown as { active: { unflushed: boolean } }).active.unflushed;
+  const append = (log: PartitionLog, records: number) => log.appendAsLeader(buildBatch({ records }), { leaderEpoch: 0 });
+
+  it("without flush intervals never fsyncs on append (the OS writes back; replication is the durability)", async () => {
+    const log = await openLog(testConfig({ segmentBytes: 1 << 20 }));
+    for (let i = 0; i < 20; i++) await append(log, 5);
+    expect(unflushed(log)).toBe(true);
+    await log.flush();
+    expect(unflushed(log)).toBe(false);
+  });
+
+  it("flush.messages: fsyncs once that many records are unflushed", async () => {
+    const log = await openLog(testConfig({ segmentBytes: 1 << 20, flushIntervalMessages: 5 }));
+    await append(log, 3);
+    expect(unflushed(log)).toBe(true);
+    await append(log, 3); // 6 >= 5
+    expect(unflushed(log)).toBe(false);
+    await append(log, 4); // the count starts again
+    expect(unflushed(log)).toBe(true);
+  });
+
+  it("flush.ms: fsyncs on the first append that much time after the last fsync", async () => {
+    const log = await openLog(testConfig({ segmentBytes: 1 << 20, flushIntervalMs: 1000 }));
+    await append(log, 1);
+    expect(unflushed(log)).toBe(true);
+    clock.advance(999);
+    await append(log, 1);
+    expect(unflushed(log)).toBe(true);
+    clock.advance(1);
+    await append(log, 1);
+    expect(unflushed(log)).toBe(false);
+  });
+});
